@@ -1,0 +1,44 @@
+# Two commands on a fresh machine: `make run` (the server) and `make test` (the suite).
+# Both create .venv and install requirements.txt when it changed.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export DEBUG ?= 1
+
+.PHONY: run test bench lint format clean
+
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py demo_setup
+	@echo ""
+	@echo "  Home         http://$(HOST):$(PORT)/"
+	@echo "  Admin        http://$(HOST):$(PORT)/admin/"
+	@echo "  API docs     http://$(HOST):$(PORT)/api/docs/"
+	@echo "  Sockets      ws://$(HOST):$(PORT)/ws/..."
+	@echo ""
+	$(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .coverage htmlcov

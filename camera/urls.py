@@ -1,0 +1,3 @@
+"""REST and page routes of this feature (included by config.urls)."""
+
+urlpatterns: list = []

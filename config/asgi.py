@@ -1,0 +1,25 @@
+"""ASGI entry point: Django for HTTP, the realtime consumers for WebSockets."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+django_asgi_app = get_asgi_application()  # before importing anything that uses models
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+from realtime.auth import RealtimeAuthMiddleware  # noqa: E402
+from realtime.origin import RealtimeOriginValidator  # noqa: E402
+from realtime.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": RealtimeOriginValidator(
+            RealtimeAuthMiddleware(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)

@@ -1,0 +1,241 @@
+"""Django settings, read from environment variables with embedded defaults.
+
+Every variable is listed in docs/protocol.md §10 and docs/deployment.md. With nothing
+set, the project runs on SQLite, the in-memory channel layer and the local-memory
+cache; ``REDIS_URL`` and ``DATABASE_URL`` switch it to Redis and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import warnings
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import env_bool, env_list, env_number, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# ---------------------------------------------------------------------------- core
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG=0")
+    SECRET_KEY = "dev-only-insecure-key-change-me-0123456789abcdefghijklmnopqrstuvwxyz"
+
+_DEV_HOSTS = ["localhost", "127.0.0.1", "[::1]", "testserver"]
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", _DEV_HOSTS if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env_list(
+    "CSRF_TRUSTED_ORIGINS",
+    ["http://localhost:8000", "http://127.0.0.1:8000"] if DEBUG else [],
+)
+
+INSTALLED_APPS = [
+    "daphne",  # first: its runserver replaces Django's with the ASGI one
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "realtime",
+    "sessions_app",
+    "camera",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# ---------------------------------------------------------------------------- database
+# https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections
+# Under ASGI persistent connections are not reused across requests: keep 0.
+_database_url = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+try:
+    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=0)}
+except Exception as exc:  # dj-database-url raises several types for a bad URL
+    raise ImproperlyConfigured(f"DATABASE_URL is not a valid URL: {exc}") from None
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL + a busy timeout let the database thread and admin requests write side by side.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# ---------------------------------------------------------------------------- redis
+REDIS_URL = env_str("REDIS_URL", "")
+if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(
+        f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL!r}"
+    )
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "rt"),
+        }
+    }
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": 1000},
+        }
+    }
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# ---------------------------------------------------------------------------- auth
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {
+        "session_join": env_str("SESSION_JOIN_RATE", "20/min"),
+        "ticket": env_str("TICKET_RATE", "60/min"),
+    },
+}
+
+# https://django-rest-framework-simplejwt.readthedocs.io/en/latest/settings.html
+# CHECK_REVOKE_TOKEN: a password change revokes every token issued before it.
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_number("JWT_ACCESS_MINUTES", 15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_number("JWT_REFRESH_DAYS", 1)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "CHECK_REVOKE_TOKEN": True,
+    "UPDATE_LAST_LOGIN": False,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Django Realtime API",
+    "DESCRIPTION": "REST side of the realtime server; the socket protocol is in "
+    "docs/protocol.md.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+LOGIN_URL = "/admin/login/"
+
+# ---------------------------------------------------------------------------- realtime
+# Read where used (realtime.conf), so tests can override them with the settings fixture.
+HEARTBEAT_QUICK = env_bool("HEARTBEAT_QUICK", False)
+HEARTBEAT_INTERVAL = env_number(
+    "HEARTBEAT_INTERVAL", 5 if HEARTBEAT_QUICK else 30, minimum=0.05, integer=False
+)
+PONG_TIMEOUT = env_number(
+    "PONG_TIMEOUT", 3 if HEARTBEAT_QUICK else 10, minimum=0.05, integer=False
+)
+if HEARTBEAT_QUICK:  # PROTOCOL §10: quick mode overrides the two heartbeat times
+    HEARTBEAT_INTERVAL, PONG_TIMEOUT = 5, 3
+MAX_MISSED_PONGS = env_number("MAX_MISSED_PONGS", 3, minimum=1)
+PRESENCE_TTL = env_number(
+    "PRESENCE_TTL", 15 if HEARTBEAT_QUICK else 60, minimum=1, integer=False
+)
+REALTIME_MAX_TEXT_BYTES = env_number("REALTIME_MAX_TEXT_BYTES", 65536, minimum=64)
+REALTIME_MAX_VIOLATIONS = env_number("REALTIME_MAX_VIOLATIONS", 20, minimum=1)
+REALTIME_MAX_CONNECTIONS = env_number("REALTIME_MAX_CONNECTIONS", 10000, minimum=1)
+TICKET_TTL = env_number("TICKET_TTL", 30, minimum=1)
+
+COPILOT_RATE_LIMIT = env_number("COPILOT_RATE_LIMIT", 10, minimum=1)
+COPILOT_RATE_WINDOW = env_number("COPILOT_RATE_WINDOW", 60, minimum=1, integer=False)
+SHARE_RATE_LIMIT = env_bool("SHARE_RATE_LIMIT", True)
+SINGLE_SESSION_PER_USER = env_bool("SINGLE_SESSION_PER_USER", False)
+CALLBACK_TIMEOUT = env_number("CALLBACK_TIMEOUT", 10, minimum=0.01, integer=False)
+COPILOT_AGENT = env_str("COPILOT_AGENT", "realtime.copilot.agents.ReferenceAgent")
+COPILOT_LLM_URL = env_str("COPILOT_LLM_URL", "")
+COPILOT_LLM_MODEL = env_str("COPILOT_LLM_MODEL", "")
+COPILOT_LLM_API_KEY = env_str("COPILOT_LLM_API_KEY", "")
+
+STREAM_MAX_IN_FLIGHT = env_number("STREAM_MAX_IN_FLIGHT", 2, minimum=1)
+STREAM_ACK_TIMEOUT = env_number("STREAM_ACK_TIMEOUT", 10, minimum=0.1, integer=False)
+
+# ---------------------------------------------------------------------------- i18n
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# ---------------------------------------------------------------------------- static
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# Served by WhiteNoise from daphne itself; finders in development so `make run`
+# needs no collectstatic (https://whitenoise.readthedocs.io/en/stable/django.html).
+WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", True)
+# Before collectstatic has run the folder is absent; the finders serve everything.
+warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+
+# ---------------------------------------------------------------------------- logging
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "realtime.logfilters.RedactSecretsFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "daphne": {"level": "WARNING"},
+    },
+}

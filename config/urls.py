@@ -1,0 +1,28 @@
+"""URL map: admin, REST API, OpenAPI docs, health and metrics, pages."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import TemplateView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from realtime.api import StatsView, TicketView, healthz, metrics_view, readyz
+
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
+    path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
+    path("api/realtime/tickets/", TicketView.as_view(), name="realtime-tickets"),
+    path("api/realtime/stats/", StatsView.as_view(), name="realtime-stats"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
+    path("", include("sessions_app.urls")),
+    path("", include("camera.urls")),
+    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+]

@@ -1,0 +1,124 @@
+"""REST side of the toolkit: socket tickets, stats, health, readiness and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.core.cache import cache
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from realtime import metrics
+from realtime.presence import presence_stats
+from realtime.tokens import ticket_issue
+
+
+class TicketView(APIView):
+    """A one-time socket ticket (docs/protocol.md §3): 30 s, usable once."""
+
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "ticket"
+
+    @extend_schema(
+        request=None,
+        responses={
+            201: inline_serializer(
+                "Ticket",
+                {"ticket": serializers.CharField(), "expires_in": serializers.IntegerField()},
+            )
+        },
+    )
+    def post(self, request: Request) -> Response:
+        from django.conf import settings
+
+        token = request.auth
+        expires_at = float(token["exp"]) if token is not None and "exp" in token else None
+        ticket = ticket_issue(user_id=request.user.pk, expires_at=expires_at)
+        return Response(
+            {"ticket": ticket, "expires_in": int(settings.TICKET_TTL)}, status=201
+        )
+
+
+class StatsView(APIView):
+    """Connections across every server process (from the shared presence store)."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        responses=inline_serializer(
+            "RealtimeStats",
+            {
+                "online_users": serializers.IntegerField(),
+                "total_connections": serializers.IntegerField(),
+                "active_rooms": serializers.IntegerField(),
+                "by_endpoint": serializers.DictField(child=serializers.IntegerField()),
+            },
+        )
+    )
+    def get(self, request: Request) -> Response:
+        return Response(presence_stats())
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    """The process is up."""
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+async def _check_layer() -> None:
+    layer = get_channel_layer()
+    channel = await layer.new_channel("readyz.")
+    await layer.send(channel, {"type": "readyz.ping"})
+    await asyncio.wait_for(layer.receive(channel), timeout=2)
+
+
+async def readyz(request: HttpRequest) -> JsonResponse:
+    """Database, cache and channel layer all answer."""
+    checks: dict[str, str] = {}
+    for name, check in (
+        ("database", lambda: database_sync_to_async(_check_database)()),
+        ("cache", lambda: database_sync_to_async(cache.get)("readyz-probe")),
+        ("channel_layer", _check_layer),
+    ):
+        try:
+            await asyncio.wait_for(check(), timeout=3)
+            checks[name] = "ok"
+        except Exception as exc:  # report every failing dependency, never raise
+            checks[name] = f"error: {type(exc).__name__}"
+    ready = all(value == "ok" for value in checks.values())
+    return JsonResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus text; staff or loopback only."""
+    user = getattr(request, "user", None)
+    if not (_is_loopback(request.META.get("REMOTE_ADDR", "")) or (user and user.is_staff)):
+        return HttpResponse("forbidden\n", status=403, content_type="text/plain")
+    return HttpResponse(
+        metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8"
+    )

@@ -1,0 +1,491 @@
+"""EnvelopeConsumer: parse once, validate, dispatch through an allow-list, reply.
+
+Every socket endpoint subclasses it and declares the client message types it takes::
+
+    class RoomConsumer(EnvelopeConsumer):
+        endpoint = "sessions"
+        messages = {"chat.send": ChatSend}      # → async def on_chat_send(...)
+        task_messages = frozenset({"query"})     # handlers that wait run as tasks
+
+A client's ``type`` is looked up only in that table (plus ``ping``, ``pong``,
+``auth.refresh`` and the declared callback ``replies``), never in Channels' own
+dispatch, so a client cannot name ``websocket.disconnect`` or a layer event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from pydantic import BaseModel, Field
+
+from realtime import metrics
+from realtime.auth import MISSING, AuthResult, validate_refresh_token
+from realtime.broadcast import group_join, group_leave
+from realtime.callbacks import CallbackRegistry, CallbackTimeout
+from realtime.heartbeat import Heartbeat, heartbeat_settings
+from realtime.presence import presence_add_room, presence_join, presence_leave
+from realtime.presence import presence_refresh
+from realtime.protocol import (
+    VIOLATION_CODES,
+    ClientEnvelope,
+    CloseCode,
+    Forbidden,
+    InternalError,
+    InvalidMessage,
+    MessageTooLarge,
+    OpenModel,
+    RateLimited,
+    RealtimeError,
+    RequestTimeout,
+    StrictModel,
+    UnknownType,
+    decode_frame,
+    encode_error,
+    encode_frame,
+    utc_timestamp,
+    validate_payload,
+)
+from realtime.ratelimit import LocalRateLimiter
+
+logger = logging.getLogger("realtime.consumer")
+
+VIOLATION_WINDOW = 60.0  # seconds (docs/protocol.md §2)
+GROUP_REFRESH_EVERY = 3600.0  # channels-redis forgets group members after a day
+
+_open_connections = 0
+
+
+class CloseConnection(Exception):
+    """Raised from ``on_connect`` (or a handler) to close the socket with ``code``."""
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(reason or f"close {code}")
+        self.code = int(code)
+
+
+class PongPayload(StrictModel):
+    nonce: str = Field(min_length=1, max_length=64)
+
+
+class AuthRefreshPayload(StrictModel):
+    token: str = Field(min_length=1, max_length=4096)
+
+
+@dataclass(frozen=True)
+class Route:
+    handler: str
+    model: type[BaseModel] | None
+    as_task: bool = False
+    reply: bool = False
+
+
+BASE_MESSAGES: dict[str, type[BaseModel] | None] = {
+    "ping": OpenModel,
+    "pong": PongPayload,
+    "auth.refresh": AuthRefreshPayload,
+}
+
+
+def build_routes(cls: type[EnvelopeConsumer]) -> dict[str, Route]:
+    routes: dict[str, Route] = {}
+    for type_, model in {**BASE_MESSAGES, **cls.messages}.items():
+        handler = "on_" + type_.replace(".", "_")
+        if not callable(getattr(cls, handler, None)):
+            raise TypeError(f"{cls.__name__} declares {type_!r} but has no {handler}")
+        routes[type_] = Route(handler, model, as_task=type_ in cls.task_messages)
+    for type_, model in cls.replies.items():
+        routes[type_] = Route("_on_reply", model, reply=True)
+    return routes
+
+
+class EnvelopeConsumer(AsyncWebsocketConsumer):
+    """Base consumer: auth, envelope, errors, violations, heartbeat, tasks, presence."""
+
+    endpoint: ClassVar[str] = "base"
+    auth_required: ClassVar[bool] = True
+    accepts_binary: ClassVar[bool] = False
+    messages: ClassVar[dict[str, type[BaseModel] | None]] = {}
+    task_messages: ClassVar[frozenset[str]] = frozenset()
+    replies: ClassVar[dict[str, type[BaseModel] | None]] = {}
+    throttles: ClassVar[dict[str, tuple[int, float]]] = {"ping": (10, 1.0)}
+    _routes: ClassVar[dict[str, Route]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._routes = build_routes(cls)
+
+    # ------------------------------------------------------------------ dispatch
+    async def dispatch(self, message: dict) -> None:
+        # Channels runs aclose_old_connections() (a hop to the database thread) before
+        # every handler; database_sync_to_async already closes stale connections
+        # around each query, so the hop buys nothing on a socket path that has none.
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None or message["type"].startswith("_"):
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    # ------------------------------------------------------------------ lifecycle
+    def _init_state(self) -> None:
+        self.conn_id = secrets.token_hex(8)
+        self.closing = False
+        self.started = False
+        self.auth: AuthResult = self.scope.get("auth") or MISSING
+        self.user = self.auth.user
+        self.expires_at = self.auth.expires_at
+        self.rooms: list[str] = []
+        self.groups_joined: set[str] = set()
+        self.tasks: set[asyncio.Task] = set()
+        self.callbacks = CallbackRegistry()
+        self.violations: deque[float] = deque()
+        self.max_text_bytes = int(settings.REALTIME_MAX_TEXT_BYTES)
+        self.max_violations = int(settings.REALTIME_MAX_VIOLATIONS)
+        self.limiters = {
+            type_: LocalRateLimiter(limit=limit, window=window)
+            for type_, (limit, window) in self.throttles.items()
+        }
+        self.heartbeat: Heartbeat | None = None
+        self._groups_refreshed = time.monotonic()
+
+    async def websocket_connect(self, message: dict) -> None:
+        global _open_connections
+        self._init_state()
+        # Accept first, then close with a code: a refused handshake shows browsers
+        # only an HTTP 403 and loses the reason (docs/protocol.md §2).
+        await self.accept()
+        metrics.connections_total[self.endpoint] += 1
+        if _open_connections >= int(settings.REALTIME_MAX_CONNECTIONS):
+            await self.close_with(CloseCode.TRY_AGAIN_LATER)
+            return
+        if self.auth.status == "invalid":
+            await self.close_with(CloseCode.INVALID_CREDENTIAL)
+            return
+        if self.auth.status == "missing" and self.auth_required:
+            await self.close_with(CloseCode.NO_CREDENTIAL)
+            return
+        _open_connections += 1
+        metrics.connections_open[self.endpoint] += 1
+        self.started = True
+        presence_join(conn_id=self.conn_id, rooms=[], info=self.presence_info())
+        try:
+            await self.on_connect()
+        except CloseConnection as exc:
+            await self.close_with(exc.code)
+            return
+        except Exception:
+            trace = secrets.token_hex(6)
+            logger.exception("on_connect failed trace=%s conn=%s", trace, self.conn_id)
+            await self.close_with(CloseCode.INTERNAL)
+            return
+        if self.closing:
+            return
+        hb = heartbeat_settings()
+        self.heartbeat = Heartbeat(
+            send_ping=lambda nonce: self.send_frame("ping", {"nonce": nonce}),
+            on_dead=lambda: self.close_with(CloseCode.HEARTBEAT_TIMEOUT),
+            on_beat=self._on_beat,
+            interval=hb["interval"],
+            timeout=hb["timeout"],
+            max_missed=int(hb["max_missed"]),
+        )
+        self.spawn(self.heartbeat.run())
+        if self.expires_at is not None:
+            self.spawn(self._watch_expiry())
+
+    async def websocket_disconnect(self, message: dict) -> None:
+        global _open_connections
+        if not hasattr(self, "conn_id"):
+            raise StopConsumer()
+        self.closing = True
+        for task in list(self.tasks):
+            task.cancel()
+        self.callbacks.cancel_all()
+        if self.started:
+            self.started = False
+            _open_connections -= 1
+            metrics.connections_open[self.endpoint] -= 1
+            for group in list(self.groups_joined):
+                await group_leave(group, self.channel_name)
+            self.groups_joined.clear()
+            presence_leave(conn_id=self.conn_id, rooms=self.rooms)
+            try:
+                await self.on_disconnect(message.get("code"))
+            except Exception:
+                logger.exception("on_disconnect failed conn=%s", self.conn_id)
+        raise StopConsumer()
+
+    async def close_with(self, code: int) -> None:
+        """Close the socket with ``code``; frames after this are dropped."""
+        if self.closing:
+            return
+        self.closing = True
+        metrics.closes[int(code)] += 1
+        logger.info("closing conn=%s code=%s", self.conn_id, int(code))
+        await self.base_send({"type": "websocket.close", "code": int(code)})
+
+    # ------------------------------------------------------------------ hooks
+    async def on_connect(self) -> None:
+        """After accept and auth. Join groups, send the greeting; may raise
+        ``CloseConnection``."""
+
+    async def on_disconnect(self, code: int | None) -> None:
+        """After tasks are cancelled and groups left."""
+
+    async def on_binary(self, data: bytes) -> None:
+        """A binary frame, on endpoints with ``accepts_binary = True``."""
+
+    def presence_info(self) -> dict[str, Any]:
+        user_id = getattr(self.user, "pk", None)
+        return {"endpoint": self.endpoint, "user_id": user_id, "rooms": []}
+
+    # ------------------------------------------------------------------ receive
+    async def websocket_receive(self, message: dict) -> None:
+        if self.closing:
+            return
+        metrics.frames_in[self.endpoint] += 1
+        text = message.get("text")
+        if text is None:
+            if self.accepts_binary:
+                await self._guard(self.on_binary(message.get("bytes") or b""), None)
+            else:
+                await self.reject(
+                    InvalidMessage("binary frames are not accepted on this endpoint")
+                )
+            return
+        limit = self.max_text_bytes
+        # A str of n chars is at most 4n UTF-8 bytes: only long frames are encoded.
+        if len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit:
+            await self.reject(MessageTooLarge(f"text frame over {limit} bytes"))
+            return
+        try:
+            envelope = decode_frame(text)
+        except RealtimeError as exc:
+            await self.reject(exc, getattr(exc, "request_id", None))
+            return
+        route = self._routes.get(envelope.type)
+        if route is None:
+            await self.reject(
+                UnknownType(f"unknown type {envelope.type!r} on this endpoint"),
+                envelope.request_id,
+            )
+            return
+        try:
+            payload = (
+                envelope.payload
+                if route.model is None
+                else validate_payload(route.model, envelope.payload)
+            )
+        except InvalidMessage as exc:
+            await self.reject(exc, envelope.request_id)
+            return
+        if self.heartbeat is not None:
+            self.heartbeat.alive()
+        limiter = self.limiters.get(envelope.type)
+        if limiter is not None:
+            decision = limiter.hit()
+            if not decision.allowed:
+                await self.send_error(
+                    RateLimited(
+                        f"too many {envelope.type} messages",
+                        retry_after=decision.retry_after,
+                    ),
+                    request_id=envelope.request_id,
+                )
+                return
+        coro = getattr(self, route.handler)(payload, envelope)
+        if route.as_task:
+            self.spawn(coro, envelope.request_id)
+        else:
+            await self._guard(coro, envelope.request_id)
+
+    async def reject(self, error: RealtimeError, request_id: str | None = None) -> None:
+        """Answer a bad frame; count protocol violations and close 4029 past the limit."""
+        await self.send_error(error, request_id=request_id)
+        if error.code not in VIOLATION_CODES:
+            return
+        now = time.monotonic()
+        self.violations.append(now)
+        while self.violations and self.violations[0] <= now - VIOLATION_WINDOW:
+            self.violations.popleft()
+        if len(self.violations) > self.max_violations:
+            await self.close_with(CloseCode.TOO_MANY_VIOLATIONS)
+
+    async def _guard(self, coro: Coroutine, request_id: str | None) -> None:
+        """Run a handler: a ``RealtimeError`` becomes an error frame, a bug INTERNAL."""
+        try:
+            await coro
+        except RealtimeError as exc:
+            await self.send_error(exc, request_id=request_id)
+        except CloseConnection as exc:
+            await self.close_with(exc.code)
+        except CallbackTimeout:
+            pass  # the TIMEOUT error was sent when it happened
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            trace = secrets.token_hex(6)
+            logger.exception("handler failed trace=%s conn=%s", trace, self.conn_id)
+            await self.send_error(
+                InternalError(f"internal error (trace {trace})"), request_id=request_id
+            )
+
+    def spawn(self, coro: Coroutine, request_id: str | None = None) -> asyncio.Task:
+        """Run ``coro`` as a task owned by this connection (cancelled on disconnect)."""
+        task = asyncio.ensure_future(self._guard(coro, request_id))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    # ------------------------------------------------------------------ sending
+    async def send_text(self, text: str) -> None:
+        if not self.closing:
+            await self.base_send({"type": "websocket.send", "text": text})
+
+    async def send_bytes(self, data: bytes) -> None:
+        if not self.closing:
+            await self.base_send({"type": "websocket.send", "bytes": data})
+
+    async def send_frame(
+        self, type: str, payload: dict, *, request_id: str | None = None
+    ) -> None:
+        await self.send_text(encode_frame(type, payload, request_id=request_id))
+
+    async def reply(self, envelope: ClientEnvelope, type: str, payload: dict) -> None:
+        """Answer ``envelope``, echoing its ``request_id``."""
+        await self.send_frame(type, payload, request_id=envelope.request_id)
+
+    async def send_error(
+        self, error: RealtimeError, *, request_id: str | None = None
+    ) -> None:
+        metrics.errors[str(error.code)] += 1
+        await self.send_text(encode_error(error, request_id=request_id))
+
+    # ------------------------------------------------------------------ groups
+    async def join_group(self, group: str) -> None:
+        await group_join(group, self.channel_name)
+        self.groups_joined.add(group)
+
+    async def leave_group(self, group: str) -> None:
+        if group in self.groups_joined:
+            self.groups_joined.discard(group)
+            await group_leave(group, self.channel_name)
+
+    def enter_room(self, room: str, info: dict[str, Any] | None = None) -> None:
+        """Count this connection as present in ``room`` (presence only, no group)."""
+        if room not in self.rooms:
+            self.rooms.append(room)
+        presence_add_room(
+            conn_id=self.conn_id, room=room, info=info or self.presence_info()
+        )
+
+    async def realtime_fanout(self, event: dict) -> None:
+        """A prepared frame from ``realtime.broadcast``: hand it to the socket."""
+        if self.closing or event.get("exclude") == self.channel_name:
+            return
+        await self.base_send({"type": "websocket.send", "text": event["text"]})
+
+    async def realtime_close(self, event: dict) -> None:
+        if event.get("exclude") != self.channel_name:
+            await self.close_with(event["code"])
+
+    # ------------------------------------------------------------------ callbacks
+    async def request_client(
+        self,
+        type: str,
+        payload: dict,
+        *,
+        expects: set[str],
+        timeout: float | None = None,
+    ) -> Any:
+        """Ask the client (server → client request); the reply's validated payload.
+
+        On timeout the client gets ``error TIMEOUT`` for that ``request_id`` and the
+        caller gets ``CallbackTimeout``.
+        """
+        timeout = float(settings.CALLBACK_TIMEOUT if timeout is None else timeout)
+
+        async def send(request_id: str) -> None:
+            await self.send_frame(type, payload, request_id=request_id)
+
+        try:
+            return await self.callbacks.call(send, expects, timeout)
+        except CallbackTimeout as exc:
+            await self.send_error(
+                RequestTimeout(f"{type} was not answered within {timeout:g} s"),
+                request_id=exc.request_id,
+            )
+            raise
+
+    async def _on_reply(self, payload: Any, envelope: ClientEnvelope) -> None:
+        self.callbacks.resolve(envelope.request_id, envelope.type, payload)
+
+    # ------------------------------------------------------------------ common types
+    async def on_ping(self, payload: Any, envelope: ClientEnvelope) -> None:
+        await self.reply(envelope, "pong", envelope.payload)
+
+    async def on_pong(self, payload: PongPayload, envelope: ClientEnvelope) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.pong(payload.nonce)
+
+    async def on_auth_refresh(
+        self, payload: AuthRefreshPayload, envelope: ClientEnvelope
+    ) -> None:
+        result = await database_sync_to_async(validate_refresh_token)(payload.token)
+        if not result.ok:
+            raise InvalidMessage("payload.token: invalid or expired token")
+        same_user = getattr(result.user, "pk", None) == getattr(self.user, "pk", None)
+        same_claims = all(
+            result.claims.get(key) == value
+            for key, value in self.auth.claims.items()
+            if key != "exp"
+        )
+        if not (same_user and same_claims):
+            raise Forbidden("the new token belongs to someone else")
+        self.expires_at = result.expires_at
+        expires = None
+        if result.expires_at is not None:
+            from datetime import UTC, datetime
+
+            expires = utc_timestamp(datetime.fromtimestamp(result.expires_at, UTC))
+        await self.reply(envelope, "auth.refreshed", {"expires_at": expires})
+
+    # ------------------------------------------------------------------ internals
+    async def _on_beat(self) -> None:
+        presence_refresh(conn_id=self.conn_id, rooms=self.rooms)
+        now = time.monotonic()
+        if now - self._groups_refreshed > GROUP_REFRESH_EVERY:
+            self._groups_refreshed = now
+            for group in self.groups_joined:
+                await group_join(group, self.channel_name)
+
+    async def _watch_expiry(self) -> None:
+        while self.expires_at is not None:
+            delay = self.expires_at - time.time()
+            if delay <= 0:
+                logger.info("credential expired conn=%s", self.conn_id)
+                await self.close_with(CloseCode.INVALID_CREDENTIAL)
+                return
+            await asyncio.sleep(min(delay, 3600.0))
+
+
+EnvelopeConsumer._routes = build_routes(EnvelopeConsumer)
+
+
+class NotFoundConsumer(EnvelopeConsumer):
+    """Any socket path no endpoint serves: accepted, then closed with 4004."""
+
+    endpoint = "not_found"
+    auth_required = False
+
+    async def on_connect(self) -> None:
+        raise CloseConnection(CloseCode.NOT_FOUND)

@@ -1,0 +1,3 @@
+"""Socket routes of this feature (included by realtime.routing)."""
+
+websocket_urlpatterns: list = []

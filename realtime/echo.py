@@ -1,0 +1,53 @@
+"""``/ws/echo/``: a diagnostic endpoint that exercises the toolkit end to end.
+
+Signed-in users only. ``echo`` sends the payload back; ``echo.ask`` makes the server
+ask the client a question (a server → client request answered by ``echo.answer``) and
+report the answer or the timeout. Useful to check a client library against the server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from realtime.callbacks import CallbackTimeout
+from realtime.consumers import EnvelopeConsumer
+from realtime.protocol import ClientEnvelope, OpenModel, StrictModel
+
+
+class AskPayload(StrictModel):
+    question: str = Field(min_length=1, max_length=500)
+    timeout: float | None = Field(default=None, gt=0, le=60)
+
+
+class AnswerPayload(StrictModel):
+    answer: str = Field(max_length=500)
+
+
+class EchoConsumer(EnvelopeConsumer):
+    endpoint = "echo"
+    messages = {"echo": OpenModel, "echo.ask": AskPayload}
+    task_messages = frozenset({"echo.ask"})
+    replies = {"echo.answer": AnswerPayload}
+
+    async def on_connect(self) -> None:
+        await self.send_frame(
+            "echo.ready", {"user_id": self.user.pk, "connection_id": self.conn_id}
+        )
+
+    async def on_echo(self, payload: Any, envelope: ClientEnvelope) -> None:
+        await self.reply(envelope, "echo", envelope.payload)
+
+    async def on_echo_ask(self, payload: AskPayload, envelope: ClientEnvelope) -> None:
+        try:
+            answer = await self.request_client(
+                "echo.question",
+                {"question": payload.question},
+                expects={"echo.answer"},
+                timeout=payload.timeout,
+            )
+        except CallbackTimeout:
+            await self.reply(envelope, "echo.answered", {"answer": None})
+            return
+        await self.reply(envelope, "echo.answered", {"answer": answer.answer})

@@ -1,0 +1,29 @@
+"""The one place that builds group names: ``<kind>.<id>``, ASCII, under 100 chars."""
+
+from __future__ import annotations
+
+import re
+
+_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+
+
+def _group(kind: str, ident: object) -> str:
+    text = str(ident)
+    if not _ID_RE.match(text):
+        raise ValueError(f"invalid {kind} id for a group name: {text!r}")
+    return f"{kind}.{text}"
+
+
+def session_group(session_id: object) -> str:
+    """Every socket of one live session or conversation."""
+    return _group("session", session_id)
+
+
+def user_group(user_id: object) -> str:
+    """Every socket (device, tab) of one user, on every server process."""
+    return _group("user", user_id)
+
+
+def stream_group(stream_id: object) -> str:
+    """Every viewer of one camera stream."""
+    return _group("stream", stream_id)

@@ -1,0 +1,184 @@
+"""Who is connected, where: per-connection entries with a TTL the heartbeat refreshes.
+
+Entries live in Django's cache, grouped by room: one Redis hash per room when the cache
+is Redis (atomic across processes), one dict per room in the local-memory cache
+otherwise (atomic within the one process, since the cache calls never yield). Each
+entry holds its own expiry, refreshed by the connection's heartbeat: a server that
+dies without cleaning up loses its connections' presence after ``PRESENCE_TTL``.
+The room ``ALL`` holds every connection, for ``/api/realtime/stats/``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
+ALL = "_all"
+Clock = Callable[[], float]
+
+
+def presence_ttl() -> float:
+    return float(settings.PRESENCE_TTL)
+
+
+class CachePresence:
+    """Presence in a generic Django cache: one dict per room under one key."""
+
+    def __init__(self, cache_backend: Any = None, clock: Clock = time.time) -> None:
+        self.cache = cache_backend or cache
+        self.clock = clock
+
+    def _key(self, room: str) -> str:
+        return f"presence:{room}"
+
+    def set(self, room: str, conn_id: str, info: dict, ttl: float) -> None:
+        key = self._key(room)
+        entries = self.cache.get(key) or {}
+        entries[conn_id] = (self.clock() + ttl, info)
+        self.cache.set(key, entries, timeout=ttl + 1)
+
+    def touch(self, room: str, conn_id: str, ttl: float) -> None:
+        key = self._key(room)
+        entries = self.cache.get(key) or {}
+        if conn_id in entries:
+            entries[conn_id] = (self.clock() + ttl, entries[conn_id][1])
+            self.cache.set(key, entries, timeout=ttl + 1)
+
+    def remove(self, room: str, conn_id: str) -> None:
+        key = self._key(room)
+        entries = self.cache.get(key) or {}
+        if entries.pop(conn_id, None) is not None:
+            if entries:
+                self.cache.set(key, entries, timeout=self._remaining(entries) + 1)
+            else:
+                self.cache.delete(key)
+
+    def members(self, room: str) -> dict[str, dict]:
+        now = self.clock()
+        entries = self.cache.get(self._key(room)) or {}
+        return {cid: info for cid, (expires, info) in entries.items() if expires > now}
+
+    def _remaining(self, entries: dict) -> float:
+        return max(1.0, max(exp for exp, _ in entries.values()) - self.clock())
+
+
+class RedisPresence:
+    """Presence in Redis hashes: ``HSET room conn_id {expires, info}``."""
+
+    def __init__(self, client: Any, prefix: str, clock: Clock = time.time) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.clock = clock
+
+    def _key(self, room: str) -> str:
+        return f"{self.prefix}presence:{room}"
+
+    def set(self, room: str, conn_id: str, info: dict, ttl: float) -> None:
+        key = self._key(room)
+        value = json.dumps([self.clock() + ttl, info], separators=(",", ":"))
+        pipe = self.client.pipeline()
+        pipe.hset(key, conn_id, value)
+        pipe.expire(key, int(ttl) + 1)
+        pipe.execute()
+
+    def touch(self, room: str, conn_id: str, ttl: float) -> None:
+        key = self._key(room)
+        raw = self.client.hget(key, conn_id)
+        if raw is not None:
+            _, info = json.loads(raw)
+            self.set(room, conn_id, info, ttl)
+
+    def remove(self, room: str, conn_id: str) -> None:
+        self.client.hdel(self._key(room), conn_id)
+
+    def members(self, room: str) -> dict[str, dict]:
+        key = self._key(room)
+        now = self.clock()
+        live, dead = {}, []
+        for cid, raw in self.client.hgetall(key).items():
+            expires, info = json.loads(raw)
+            cid = cid.decode() if isinstance(cid, bytes) else cid
+            if expires > now:
+                live[cid] = info
+            else:
+                dead.append(cid)
+        if dead:
+            self.client.hdel(key, *dead)
+        return live
+
+
+_store: CachePresence | RedisPresence | None = None
+
+
+def get_store() -> CachePresence | RedisPresence:
+    """The process's presence store, matching the configured cache."""
+    global _store
+    if _store is None:
+        backend = getattr(cache, "_cache", None)
+        if backend is not None and hasattr(backend, "get_client"):  # RedisCache
+            prefix = f"{settings.CACHES['default'].get('KEY_PREFIX', '')}:"
+            _store = RedisPresence(backend.get_client(write=True), prefix)
+        else:
+            _store = CachePresence()
+    return _store
+
+
+def reset_store() -> None:
+    """Forget the store (tests switching cache backends)."""
+    global _store
+    _store = None
+
+
+# ----------------------------------------------------------------- connection level
+def presence_join(*, conn_id: str, rooms: list[str], info: dict) -> None:
+    """Register a connection in ``rooms`` and in the global room."""
+    ttl = presence_ttl()
+    store = get_store()
+    for room in (ALL, *rooms):
+        store.set(room, conn_id, info, ttl)
+
+
+def presence_add_room(*, conn_id: str, room: str, info: dict) -> None:
+    get_store().set(room, conn_id, info, presence_ttl())
+
+
+def presence_refresh(*, conn_id: str, rooms: list[str]) -> None:
+    """Called by the heartbeat: push every entry's expiry forward."""
+    ttl = presence_ttl()
+    store = get_store()
+    for room in (ALL, *rooms):
+        store.touch(room, conn_id, ttl)
+
+
+def presence_leave(*, conn_id: str, rooms: list[str]) -> None:
+    store = get_store()
+    for room in (ALL, *rooms):
+        store.remove(room, conn_id)
+
+
+def room_members(room: str) -> dict[str, dict]:
+    """Live connections in ``room``: ``{conn_id: info}``."""
+    return get_store().members(room)
+
+
+def presence_stats() -> dict[str, Any]:
+    """``/api/realtime/stats/``: users, connections, rooms, per endpoint."""
+    members = room_members(ALL)
+    users = {info.get("user_id") for info in members.values() if info.get("user_id")}
+    rooms: set[str] = set()
+    by_endpoint: dict[str, int] = {}
+    for info in members.values():
+        rooms.update(info.get("rooms", ()))
+        endpoint = info.get("endpoint", "unknown")
+        by_endpoint[endpoint] = by_endpoint.get(endpoint, 0) + 1
+    return {
+        "online_users": len(users),
+        "total_connections": len(members),
+        "active_rooms": len(rooms),
+        "by_endpoint": by_endpoint,
+    }

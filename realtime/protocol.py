@@ -1,0 +1,326 @@
+"""The wire contract (docs/protocol.md §1-2): envelope models, codes and the codec.
+
+Pure: imports nothing from Django, so clients, tests and the camera worker can share it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import IntEnum, StrEnum
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+
+MAX_SAFE_INTEGER = 2**53
+MAX_DEPTH = 32
+
+TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+_REQUEST_ID_RE = re.compile(REQUEST_ID_PATTERN)
+
+
+class ErrorCode(StrEnum):
+    """``error.payload.code`` values (§2)."""
+
+    INVALID_JSON = "INVALID_JSON"
+    INVALID_MESSAGE = "INVALID_MESSAGE"
+    UNKNOWN_TYPE = "UNKNOWN_TYPE"
+    MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
+    RATE_LIMITED = "RATE_LIMITED"
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+    UNKNOWN_REQUEST = "UNKNOWN_REQUEST"
+    TIMEOUT = "TIMEOUT"
+    INTERNAL = "INTERNAL"
+
+
+class CloseCode(IntEnum):
+    """Close codes the application sends (§2); all in the private range daphne allows."""
+
+    NORMAL = 1000
+    INVALID_CREDENTIAL = 4001
+    HEARTBEAT_TIMEOUT = 4003
+    NOT_FOUND = 4004
+    FORBIDDEN = 4005
+    UNSUPPORTED_DATA = 4006
+    NO_CREDENTIAL = 4008
+    REPLACED = 4009
+    SESSION_CLOSED = 4010
+    INTERNAL = 4011
+    GOING_AWAY = 4012
+    TRY_AGAIN_LATER = 4013
+    TOO_MANY_VIOLATIONS = 4029
+
+
+# Codes that mean "the client sent a malformed frame": they count towards 4029.
+VIOLATION_CODES = frozenset(
+    {
+        ErrorCode.INVALID_JSON,
+        ErrorCode.INVALID_MESSAGE,
+        ErrorCode.UNKNOWN_TYPE,
+        ErrorCode.MESSAGE_TOO_LARGE,
+    }
+)
+
+
+# --------------------------------------------------------------------------- errors
+class RealtimeError(Exception):
+    """An error the client is told about with an ``error`` envelope; the socket stays."""
+
+    code: ErrorCode = ErrorCode.INTERNAL
+    default_message = "internal error"
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None):
+        self.message = message or self.default_message
+        self.retry_after = retry_after
+        super().__init__(self.message)
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "code": str(self.code),
+            "message": self.message,
+            "retry_after": self.retry_after,
+        }
+
+
+class InvalidJson(RealtimeError):
+    code, default_message = ErrorCode.INVALID_JSON, "frame is not valid JSON"
+
+
+class InvalidMessage(RealtimeError):
+    code, default_message = ErrorCode.INVALID_MESSAGE, "invalid message"
+
+
+class UnknownType(RealtimeError):
+    code, default_message = ErrorCode.UNKNOWN_TYPE, "unknown message type"
+
+
+class MessageTooLarge(RealtimeError):
+    code, default_message = ErrorCode.MESSAGE_TOO_LARGE, "message too large"
+
+
+class RateLimited(RealtimeError):
+    code, default_message = ErrorCode.RATE_LIMITED, "rate limit exceeded"
+
+
+class Forbidden(RealtimeError):
+    code, default_message = ErrorCode.FORBIDDEN, "not allowed"
+
+
+class NotFound(RealtimeError):
+    code, default_message = ErrorCode.NOT_FOUND, "not found"
+
+
+class UnknownRequest(RealtimeError):
+    code, default_message = ErrorCode.UNKNOWN_REQUEST, "unknown or expired request_id"
+
+
+class RequestTimeout(RealtimeError):
+    code, default_message = ErrorCode.TIMEOUT, "request was not answered in time"
+
+
+class InternalError(RealtimeError):
+    code, default_message = ErrorCode.INTERNAL, "internal error"
+
+
+# --------------------------------------------------------------------------- models
+def _iso8601(value: str) -> str:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be an ISO-8601 date-time") from None
+    return value
+
+
+Iso8601 = Annotated[str, AfterValidator(_iso8601)]
+MessageType = Annotated[str, StringConstraints(pattern=TYPE_PATTERN, max_length=64)]
+RequestId = Annotated[str, StringConstraints(pattern=REQUEST_ID_PATTERN)]
+
+
+class StrictModel(BaseModel):
+    """Base of every payload model: strict types, unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class OpenModel(BaseModel):
+    """A payload that may be any object (``ping``)."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+
+class ClientEnvelope(StrictModel):
+    """A client → server frame, validated once at the edge."""
+
+    type: MessageType
+    payload: dict[str, Any]
+    timestamp: Iso8601 | None = None
+    request_id: RequestId | None = None
+
+
+class ServerEnvelope(StrictModel):
+    """A server → client frame (for clients and tests; the server encodes directly)."""
+
+    type: MessageType
+    payload: dict[str, Any]
+    timestamp: Annotated[str, StringConstraints(pattern=r"Z$")]
+    request_id: RequestId | None = None
+
+
+class ErrorPayload(StrictModel):
+    code: ErrorCode
+    message: str
+    retry_after: float | None = None
+
+
+# --------------------------------------------------------------------------- decoding
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _check_string(text: str, where: str) -> None:
+    if "\x00" in text:
+        raise InvalidMessage(f"{where}: text may not contain NUL")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidMessage(f"{where}: text contains a lone surrogate") from None
+
+
+def _check_value(value: Any, where: str, depth: int) -> None:
+    """Refuse what JSON allows but browsers or PostgreSQL cannot take back (§1)."""
+    if depth > MAX_DEPTH:
+        raise InvalidMessage(f"{where}: nested deeper than {MAX_DEPTH} levels")
+    kind = type(value)
+    if kind is str:
+        _check_string(value, where)
+    elif kind is dict:
+        for key, item in value.items():
+            _check_string(key, where)
+            _check_value(item, f"{where}.{key}", depth + 1)
+    elif kind is list:
+        for index, item in enumerate(value):
+            _check_value(item, f"{where}[{index}]", depth + 1)
+    elif kind is int or kind is float:
+        # 1e400 parses as inf: caught here too.
+        if not abs(value) <= MAX_SAFE_INTEGER:
+            raise InvalidMessage(f"{where}: number beyond 2^53")
+
+
+def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    """``payload.content: Field required`` — the first error, naming the field."""
+    first = exc.errors(include_url=False)[0]
+    location = ".".join(str(part) for part in first["loc"])
+    field = ".".join(part for part in (prefix, location) if part)
+    return f"{field}: {first['msg']}" if field else first["msg"]
+
+
+def salvage_request_id(obj: Any) -> str | None:
+    """The ``request_id`` of an invalid frame, if it has a valid one, to echo it."""
+    if isinstance(obj, dict):
+        candidate = obj.get("request_id")
+        if isinstance(candidate, str) and _REQUEST_ID_RE.match(candidate):
+            return candidate
+    return None
+
+
+def parse_json(text: str) -> Any:
+    """JSON text → Python value; ``InvalidJson`` / ``InvalidMessage`` per §1."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise InvalidMessage(f"frame nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:
+        raise InvalidJson(f"frame is not valid JSON: {exc}") from None
+
+
+def decode_frame(text: str) -> ClientEnvelope:
+    """Parse and validate one client text frame; raises a ``RealtimeError``.
+
+    An ``InvalidMessage`` raised here carries the salvaged ``request_id`` (if any) as
+    ``exc.request_id`` so that the error reply can echo it.
+    """
+    obj = parse_json(text)
+    request_id = salvage_request_id(obj)
+    try:
+        if type(obj) is not dict:
+            raise InvalidMessage("frame must be a JSON object")
+        _check_value(obj, "frame", 1)
+        try:
+            return ClientEnvelope.model_validate(obj)
+        except ValidationError as exc:
+            raise InvalidMessage(describe_validation_error(exc)) from None
+    except RealtimeError as exc:
+        exc.request_id = request_id  # type: ignore[attr-defined]
+        raise
+
+
+def validate_payload(model: type[BaseModel], payload: dict[str, Any]) -> BaseModel:
+    """Validate an envelope's payload against its type's model."""
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise InvalidMessage(describe_validation_error(exc, "payload")) from None
+
+
+# --------------------------------------------------------------------------- encoding
+def utc_timestamp(moment: datetime | None = None) -> str:
+    """UTC, millisecond precision, ``Z`` suffix: ``2026-11-21T10:30:00.123Z``."""
+    moment = moment or datetime.now(UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
+        f"{moment.microsecond // 1000:03d}Z"
+    )
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return utc_timestamp(value)
+    if isinstance(value, UUID | Decimal):
+        return str(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+_encoder = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
+)
+
+
+def encode_frame(
+    type: str, payload: dict[str, Any], *, request_id: str | None = None
+) -> str:
+    """Serialise one server frame. Call once per broadcast, never once per receiver."""
+    frame: dict[str, Any] = {
+        "type": type,
+        "payload": payload,
+        "timestamp": utc_timestamp(),
+    }
+    if request_id is not None:
+        frame["request_id"] = request_id
+    return _encoder.encode(frame)
+
+
+def encode_error(error: RealtimeError, *, request_id: str | None = None) -> str:
+    return encode_frame("error", error.payload(), request_id=request_id)
+
+
+def decode_server_frame(text: str) -> ServerEnvelope:
+    """For clients and tests: parse a server frame, strictly."""
+    return ServerEnvelope.model_validate(json.loads(text))
+
+
