@@ -24,5 +24,6 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("", include("sessions_app.urls")),
     path("", include("camera.urls")),
+    path("", include("realtime.copilot.urls")),
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
 ]

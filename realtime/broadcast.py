@@ -13,15 +13,20 @@ FANOUT_EVENT = "realtime.fanout"
 CLOSE_EVENT = "realtime.close"
 
 
-async def broadcast(group: str, text: str, *, exclude: str | None = None) -> None:
+async def broadcast(
+    group: str, text: str, *, exclude: str | None = None, seq: int | None = None
+) -> None:
     """Send the prepared ``text`` frame to every socket in ``group``.
 
     ``exclude`` is the channel name of one socket that should not get it (the sender
-    of a ``typing`` event, say).
+    of a ``typing`` event, say). ``seq`` is the frame's sequence number, if it has one,
+    so that a receiver can drop what it already replayed without parsing the text.
     """
     event = {"type": FANOUT_EVENT, "text": text}
     if exclude is not None:
         event["exclude"] = exclude
+    if seq is not None:
+        event["seq"] = seq
     await get_channel_layer().group_send(group, event)
 
 

@@ -19,6 +19,11 @@ def session_group(session_id: object) -> str:
     return _group("session", session_id)
 
 
+def session_hosts_group(session_id: object) -> str:
+    """The host's sockets of one live session (moderation queue)."""
+    return _group("hosts", session_id)
+
+
 def user_group(user_id: object) -> str:
     """Every socket (device, tab) of one user, on every server process."""
     return _group("user", user_id)

@@ -1,0 +1,3 @@
+"""Pages of the copilot (included by config.urls)."""
+
+urlpatterns: list = []
