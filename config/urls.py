@@ -10,7 +10,6 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from realtime.api import StatsView, TicketView, healthz, metrics_view, readyz
 
-
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),

@@ -35,7 +35,10 @@ class TicketView(APIView):
         responses={
             201: inline_serializer(
                 "Ticket",
-                {"ticket": serializers.CharField(), "expires_in": serializers.IntegerField()},
+                {
+                    "ticket": serializers.CharField(),
+                    "expires_in": serializers.IntegerField(),
+                },
             )
         },
     )
@@ -43,7 +46,9 @@ class TicketView(APIView):
         from django.conf import settings
 
         token = request.auth
-        expires_at = float(token["exp"]) if token is not None and "exp" in token else None
+        expires_at = (
+            float(token["exp"]) if token is not None and "exp" in token else None
+        )
         ticket = ticket_issue(user_id=request.user.pk, expires_at=expires_at)
         return Response(
             {"ticket": ticket, "expires_in": int(settings.TICKET_TTL)}, status=201
@@ -117,7 +122,9 @@ def _is_loopback(address: str) -> bool:
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus text; staff or loopback only."""
     user = getattr(request, "user", None)
-    if not (_is_loopback(request.META.get("REMOTE_ADDR", "")) or (user and user.is_staff)):
+    if not (
+        _is_loopback(request.META.get("REMOTE_ADDR", "")) or (user and user.is_staff)
+    ):
         return HttpResponse("forbidden\n", status=403, content_type="text/plain")
     return HttpResponse(
         metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8"

@@ -70,7 +70,7 @@ def extract_credential(scope: dict) -> tuple[str, str] | None:
 
 
 def _validate_jwt(raw: str, method: str) -> AuthResult:
-    """simplejwt's own checks: signature, expiry, token type, user active, revocation."""
+    """simplejwt's checks: signature, expiry, token type, active user, revocation."""
     authenticator = JWTAuthentication()
     try:
         token = authenticator.get_validated_token(raw)

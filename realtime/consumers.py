@@ -34,8 +34,12 @@ from realtime.auth import MISSING, AuthResult, validate_refresh_token
 from realtime.broadcast import group_join, group_leave
 from realtime.callbacks import CallbackRegistry, CallbackTimeout
 from realtime.heartbeat import Heartbeat, heartbeat_settings
-from realtime.presence import presence_add_room, presence_join, presence_leave
-from realtime.presence import presence_refresh
+from realtime.presence import (
+    presence_add_room,
+    presence_join,
+    presence_leave,
+    presence_refresh,
+)
 from realtime.protocol import (
     VIOLATION_CODES,
     ClientEnvelope,
@@ -309,7 +313,7 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
             await self._guard(coro, envelope.request_id)
 
     async def reject(self, error: RealtimeError, request_id: str | None = None) -> None:
-        """Answer a bad frame; count protocol violations and close 4029 past the limit."""
+        """Answer a bad frame; count violations and close 4029 past the limit."""
         await self.send_error(error, request_id=request_id)
         if error.code not in VIOLATION_CODES:
             return

@@ -22,14 +22,22 @@ def render() -> str:
             lines.append(f'{name}{{{label}="{key}"}} {value}')
 
     family(
-        "realtime_connections_open", "gauge", "Open sockets.", connections_open,
+        "realtime_connections_open",
+        "gauge",
+        "Open sockets.",
+        connections_open,
         "endpoint",
     )
     family(
-        "realtime_connections_total", "counter", "Sockets accepted.",
-        connections_total, "endpoint",
+        "realtime_connections_total",
+        "counter",
+        "Sockets accepted.",
+        connections_total,
+        "endpoint",
     )
-    family("realtime_frames_in_total", "counter", "Client frames.", frames_in, "endpoint")
+    family(
+        "realtime_frames_in_total", "counter", "Client frames.", frames_in, "endpoint"
+    )
     family("realtime_errors_total", "counter", "Error frames sent.", errors, "code")
     family("realtime_closes_total", "counter", "Closes sent by code.", closes, "code")
     return "\n".join(lines) + "\n"

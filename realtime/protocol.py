@@ -17,7 +17,6 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
-    Field,
     StringConstraints,
     ValidationError,
 )
@@ -46,7 +45,7 @@ class ErrorCode(StrEnum):
 
 
 class CloseCode(IntEnum):
-    """Close codes the application sends (§2); all in the private range daphne allows."""
+    """Close codes the application sends (§2), all in the range daphne allows."""
 
     NORMAL = 1000
     INVALID_CREDENTIAL = 4001
@@ -76,7 +75,7 @@ VIOLATION_CODES = frozenset(
 
 # --------------------------------------------------------------------------- errors
 class RealtimeError(Exception):
-    """An error the client is told about with an ``error`` envelope; the socket stays."""
+    """An error the client gets as an ``error`` envelope; the socket stays open."""
 
     code: ErrorCode = ErrorCode.INTERNAL
     default_message = "internal error"
@@ -322,5 +321,3 @@ def encode_error(error: RealtimeError, *, request_id: str | None = None) -> str:
 def decode_server_frame(text: str) -> ServerEnvelope:
     """For clients and tests: parse a server frame, strictly."""
     return ServerEnvelope.model_validate(json.loads(text))
-
-

@@ -14,7 +14,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.core.cache import BaseCache, cache as default_cache
+from django.core.cache import BaseCache
+from django.core.cache import cache as default_cache
 
 Clock = Callable[[], float]
 

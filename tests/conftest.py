@@ -16,6 +16,12 @@ ORIGIN = (b"origin", b"http://localhost:8000")
 
 
 @pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    # PBKDF2's deliberate slowness buys nothing in tests and costs seconds per user.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _clean_state():
     """Each test starts with an empty cache, presence store and channel layer."""
     cache.clear()

@@ -59,8 +59,17 @@ def redis_url() -> str:
         Path("/var/lib/redis").mkdir(parents=True, exist_ok=True)
         _try(
             [
-                "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1",
-                "--port", "6379", "--save", "", "--appendonly", "no",
+                "redis-server",
+                "--daemonize",
+                "yes",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "6379",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
             ]
         )
         if not _wait_port(6379, 10):
@@ -73,7 +82,15 @@ def postgres_dsn() -> str:
     if not _port_open(5432):
         if shutil.which("pg_ctlcluster") and Path("/etc/postgresql").exists():
             for version in os.listdir("/etc/postgresql"):
-                _try(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"])
+                _try(
+                    [
+                        "pg_ctlcluster",
+                        "--skip-systemctl-redirect",
+                        version,
+                        "main",
+                        "start",
+                    ]
+                )
         if not _wait_port(5432, 20):
             unavailable("PostgreSQL is not running on 127.0.0.1:5432")
     return PG_DSN

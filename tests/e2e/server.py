@@ -23,7 +23,7 @@ def free_port() -> int:
 
 
 class DaphneServer:
-    """``with DaphneServer(tmp_path, env={...}) as server: server.ws_url("/ws/echo/")``."""
+    """``with DaphneServer(tmp_path, env={...}) as srv: srv.ws_url("/ws/echo/")``."""
 
     def __init__(
         self,
@@ -65,8 +65,14 @@ class DaphneServer:
             self.manage("migrate", "--noinput")
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port),
-             "config.asgi:application"],
+            [
+                str(BIN / "daphne"),
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "config.asgi:application",
+            ],
             cwd=ROOT,
             env=self.env,
             stdout=self._log,
@@ -110,7 +116,9 @@ class DaphneServer:
         return f"ws://127.0.0.1:{self.port}{path}"
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return (
+            self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        )
 
     def manage(self, *args: str) -> str:
         result = subprocess.run(
@@ -135,7 +143,8 @@ class DaphneServer:
             "import json\n"
             "from django.contrib.auth import get_user_model\n"
             "from rest_framework_simplejwt.tokens import RefreshToken\n"
-            f"u = get_user_model().objects.create_user({username!r}, password='pw-Secret-123',"
+            f"u = get_user_model().objects.create_user({username!r},"
+            " password='pw-Secret-123',"
             f" is_staff={staff!r}, is_superuser={staff!r})\n"
             "r = RefreshToken.for_user(u)\n"
             "print(json.dumps({'id': u.pk, 'access': str(r.access_token),"

@@ -61,29 +61,52 @@ async def test_ping_is_answered_with_same_payload_and_request_id(token):
         ('{"type": "ping", "payload": []}', "INVALID_MESSAGE", "payload"),
         ('{"type": 5, "payload": {}}', "INVALID_MESSAGE", "type"),
         ('{"type": "Ping", "payload": {}}', "INVALID_MESSAGE", "type"),
-        ('{"type": "ping", "payload": {}, "request_id": "bad id!"}', "INVALID_MESSAGE",
-         "request_id"),
-        ('{"type": "ping", "payload": {}, "timestamp": "yesterday"}', "INVALID_MESSAGE",
-         "timestamp"),
-        ('{"type": "ping", "payload": {"n": 9007199254740993}}', "INVALID_MESSAGE",
-         "2^53"),
+        (
+            '{"type": "ping", "payload": {}, "request_id": "bad id!"}',
+            "INVALID_MESSAGE",
+            "request_id",
+        ),
+        (
+            '{"type": "ping", "payload": {}, "timestamp": "yesterday"}',
+            "INVALID_MESSAGE",
+            "timestamp",
+        ),
+        (
+            '{"type": "ping", "payload": {"n": 9007199254740993}}',
+            "INVALID_MESSAGE",
+            "2^53",
+        ),
         ('{"type": "ping", "payload": {"n": 1e400}}', "INVALID_MESSAGE", "2^53"),
         ('{"type": "ping", "payload": {"s": "a\\u0000b"}}', "INVALID_MESSAGE", "NUL"),
-        ('{"type": "ping", "payload": {"s": "\\ud800"}}', "INVALID_MESSAGE",
-         "surrogate"),
-        ('{"type": "ping", "payload": ' + "[" * 40 + "]" * 40 + "}", "INVALID_MESSAGE",
-         "nested"),
+        (
+            '{"type": "ping", "payload": {"s": "\\ud800"}}',
+            "INVALID_MESSAGE",
+            "surrogate",
+        ),
+        (
+            '{"type": "ping", "payload": ' + "[" * 40 + "]" * 40 + "}",
+            "INVALID_MESSAGE",
+            "nested",
+        ),
         ('{"type": "nope.nothing", "payload": {}}', "UNKNOWN_TYPE", "nope.nothing"),
         ('{"type": "websocket.disconnect", "payload": {}}', "UNKNOWN_TYPE", ""),
         ('{"type": "realtime.fanout", "payload": {"text": "x"}}', "UNKNOWN_TYPE", ""),
         ('{"type": "realtime.close", "payload": {"code": 4010}}', "UNKNOWN_TYPE", ""),
-        ('{"type": "echo.answer", "payload": {"answer": "x"}}', "INVALID_MESSAGE",
-         "request_id"),
-        ('{"type": "pong", "payload": {"nonce": 5}}', "INVALID_MESSAGE",
-         "payload.nonce"),
+        (
+            '{"type": "echo.answer", "payload": {"answer": "x"}}',
+            "INVALID_MESSAGE",
+            "request_id",
+        ),
+        (
+            '{"type": "pong", "payload": {"nonce": 5}}',
+            "INVALID_MESSAGE",
+            "payload.nonce",
+        ),
     ],
 )
-async def test_bad_frames_get_their_error_and_the_socket_lives(token, text, code, fragment):
+async def test_bad_frames_get_their_error_and_the_socket_lives(
+    token, text, code, fragment
+):
     comm = await open_echo(token)
     await comm.send_to(text_data=text)
     error = await error_of(comm)

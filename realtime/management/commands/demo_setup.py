@@ -16,7 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--password", default=None, help="default: random")
 
     def handle(self, *args, username: str, password: str | None, **options):
-        User = get_user_model()
+        User = get_user_model()  # noqa: N806 - a class
         if User.objects.filter(is_staff=True).exists():
             self.stdout.write("A staff user exists already: demo setup skipped.")
             return

@@ -1,0 +1,168 @@
+"""Presence entries expire after their TTL unless the heartbeat refreshes them."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.core.cache.backends.locmem import LocMemCache
+
+from realtime import presence
+from realtime.presence import CachePresence, RedisPresence
+from tests.conftest import communicator, recv
+from tests.services import redis_url
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def redis_client():
+    import redis
+
+    client = redis.Redis.from_url(redis_url())
+    yield client
+    client.close()
+
+
+@pytest.fixture(params=["cache", "redis"])
+def store(request, clock):
+    if request.param == "cache":
+        return CachePresence(LocMemCache(f"p-{uuid.uuid4()}", {}), clock=clock)
+    client = request.getfixturevalue("redis_client")
+    return RedisPresence(client, f"test-{uuid.uuid4().hex}:", clock=clock)
+
+
+def test_entry_expires_after_ttl_unless_refreshed(store, clock):
+    store.set("room", "c1", {"user_id": 1}, ttl=10)
+    store.set("room", "c2", {"user_id": 2}, ttl=10)
+    assert set(store.members("room")) == {"c1", "c2"}
+    clock.now += 8
+    store.touch("room", "c1", ttl=10)  # the heartbeat of c1
+    clock.now += 5  # c2 is 13 s old, c1 refreshed 5 s ago
+    assert store.members("room") == {"c1": {"user_id": 1}}
+    clock.now += 6
+    assert store.members("room") == {}
+
+
+def test_remove_and_touch_of_unknown(store, clock):
+    store.touch("room", "ghost", ttl=10)  # no entry: nothing created
+    assert store.members("room") == {}
+    store.set("room", "c1", {"a": 1}, ttl=10)
+    store.set("room", "c2", {"a": 2}, ttl=20)
+    store.remove("room", "c1")
+    assert store.members("room") == {"c2": {"a": 2}}
+    store.remove("room", "c2")
+    store.remove("room", "c2")
+    assert store.members("room") == {}
+
+
+def test_redis_presence_is_shared_between_processes(redis_client, clock):
+    prefix = f"test-{uuid.uuid4().hex}:"
+    server_a = RedisPresence(redis_client, prefix, clock=clock)
+    server_b = RedisPresence(redis_client, prefix, clock=clock)
+    server_a.set("room", "a1", {"n": 1}, ttl=5)
+    server_b.set("room", "b1", {"n": 2}, ttl=5)
+    assert set(server_a.members("room")) == {"a1", "b1"}
+    clock.now += 6  # server A "crashed": nothing refreshed
+    assert server_b.members("room") == {}
+    assert redis_client.hlen(f"{prefix}presence:room") == 0  # pruned on read
+
+
+def test_stats_from_presence(settings):
+    presence.presence_join(
+        conn_id="c1",
+        rooms=["session.1"],
+        info={"endpoint": "sessions", "user_id": 1, "rooms": ["session.1"]},
+    )
+    presence.presence_join(
+        conn_id="c2", rooms=[], info={"endpoint": "copilot", "user_id": 1, "rooms": []}
+    )
+    presence.presence_join(
+        conn_id="c3",
+        rooms=[],
+        info={"endpoint": "copilot", "user_id": None, "rooms": []},
+    )
+    assert presence.presence_stats() == {
+        "online_users": 1,
+        "total_connections": 3,
+        "active_rooms": 1,
+        "by_endpoint": {"sessions": 1, "copilot": 2},
+    }
+    presence.presence_refresh(conn_id="c1", rooms=["session.1"])
+    presence.presence_leave(conn_id="c1", rooms=["session.1"])
+    assert presence.room_members("session.1") == {}
+    assert presence.presence_stats()["total_connections"] == 2
+
+
+def test_store_follows_the_cache_backend(settings):
+    presence.reset_store()
+    assert isinstance(presence.get_store(), CachePresence)
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url(),
+            "KEY_PREFIX": "t",
+        }
+    }
+    try:
+        presence.reset_store()
+        store = presence.get_store()
+        assert isinstance(store, RedisPresence)
+        store.set("x", "c", {"ok": True}, ttl=5)
+        assert store.members("x") == {"c": {"ok": True}}
+        store.remove("x", "c")
+    finally:
+        presence.reset_store()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(20)
+async def test_a_connection_is_present_while_open(token):
+    comm = communicator("/ws/echo/", token=token)
+    await comm.connect()
+    ready = await recv(comm)
+    conn_id = ready["payload"]["connection_id"]
+    members = await sync_to_async(presence.room_members)(presence.ALL)
+    assert members[conn_id]["endpoint"] == "echo"
+    await comm.disconnect()
+    members = await sync_to_async(presence.room_members)(presence.ALL)
+    assert conn_id not in members
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(20)
+async def test_vanished_connection_leaves_presence_after_ttl(token, settings):
+    """A server that dies cannot clean up: the TTL does it (heartbeat stops)."""
+    settings.PRESENCE_TTL = 0.5
+    comm = communicator("/ws/echo/", token=token)
+    await comm.connect()
+    conn_id = (await recv(comm))["payload"]["connection_id"]
+    # Freeze the connection's heartbeat, as if its server process had died.
+    store = presence.get_store()
+    assert conn_id in store.members(presence.ALL)
+    import asyncio
+
+    await asyncio.sleep(0.7)
+    assert conn_id not in store.members(presence.ALL)
+    await comm.disconnect()
+
+
+def test_presence_values_are_json(redis_client, clock):
+    store = RedisPresence(redis_client, "test-json:", clock=clock)
+    store.set("r", "c", {"nickname": "Zoë"}, ttl=5)
+    raw = redis_client.hget("test-json:presence:r", "c")
+    assert json.loads(raw)[1] == {"nickname": "Zoë"}
+    store.remove("r", "c")
