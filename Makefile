@@ -28,8 +28,10 @@ run: $(STAMP)
 	@echo ""
 	$(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application
 
+# The coverage table comes last and ends with its TOTAL line.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	@rm -f .coverage; $(BIN)/python -m pytest --cov-report=; status=$$?; \
+	$(BIN)/coverage report --skip-covered; exit $$status
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
