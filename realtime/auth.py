@@ -77,8 +77,6 @@ def _validate_jwt(raw: str, method: str) -> AuthResult:
         user = authenticator.get_user(token)
     except (InvalidToken, TokenError, AuthenticationFailed) as exc:
         return _invalid(method, type(exc).__name__)
-    if not user.is_active:
-        return _invalid(method, "inactive user")
     return AuthResult("ok", user=user, method=method, expires_at=float(token["exp"]))
 
 

@@ -19,7 +19,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -123,6 +123,7 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
     task_messages: ClassVar[frozenset[str]] = frozenset()
     replies: ClassVar[dict[str, type[BaseModel] | None]] = {}
     throttles: ClassVar[dict[str, tuple[int, float]]] = {"ping": (10, 1.0)}
+    clock: ClassVar[Callable[[], float]] = staticmethod(time.monotonic)
     _routes: ClassVar[dict[str, Route]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -317,7 +318,7 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         await self.send_error(error, request_id=request_id)
         if error.code not in VIOLATION_CODES:
             return
-        now = time.monotonic()
+        now = self.clock()
         self.violations.append(now)
         while self.violations and self.violations[0] <= now - VIOLATION_WINDOW:
             self.violations.popleft()
@@ -385,8 +386,15 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
             await group_leave(group, self.channel_name)
 
     def enter_room(self, room: str, info: dict[str, Any] | None = None) -> None:
-        """Count this connection as present in ``room`` (presence only, no group)."""
-        if room not in self.rooms:
+        """Count this connection as present in ``room`` (presence only, no group).
+
+        Entering again with new ``info`` updates it (a nickname change); without, it is
+        a no-op.
+        """
+        if room in self.rooms:
+            if info is None:
+                return
+        else:
             self.rooms.append(room)
         presence_add_room(
             conn_id=self.conn_id, room=room, info=info or self.presence_info()

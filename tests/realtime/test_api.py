@@ -128,3 +128,7 @@ def test_demo_setup_creates_staff_once(django_user_model):
     out = StringIO()
     call_command("demo_setup", stdout=out)
     assert "skipped" in out.getvalue()
+
+
+def test_metrics_refuse_an_unparsable_address(api):
+    assert api.get("/metrics", REMOTE_ADDR="unix-socket").status_code == 403
