@@ -2,15 +2,32 @@
 
 Frames are serialised once by the caller (``protocol.encode_frame``); receivers only
 hand the text to their socket. Endpoints never call ``group_send`` themselves, so the
-delivery mechanism can change here without touching them.
+delivery mechanism can change here without touching them: by default the per-process
+hub (``realtime.hub``); with ``REALTIME_FANOUT=layer`` the plain channel-layer path,
+kept so that tests and benchmarks can compare the two.
+
+Sockets also stay members of the channel layer's group of the same name, so that a
+process that only has the channel layer (a worker publishing camera frames over Redis)
+still reaches them with its own event types.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from channels.layers import get_channel_layer
+
+from realtime.hub import Member, fanout_mode, get_hub
 
 FANOUT_EVENT = "realtime.fanout"
 CLOSE_EVENT = "realtime.close"
+
+
+async def _publish(group: str, event: dict[str, Any]) -> None:
+    if fanout_mode() == "layer":
+        await get_channel_layer().group_send(group, event)
+    else:
+        await get_hub().publish(group, event)
 
 
 async def broadcast(
@@ -22,25 +39,27 @@ async def broadcast(
     of a ``typing`` event, say). ``seq`` is the frame's sequence number, if it has one,
     so that a receiver can drop what it already replayed without parsing the text.
     """
-    event = {"type": FANOUT_EVENT, "text": text}
+    event: dict[str, Any] = {"type": FANOUT_EVENT, "text": text}
     if exclude is not None:
         event["exclude"] = exclude
     if seq is not None:
         event["seq"] = seq
-    await get_channel_layer().group_send(group, event)
+    await _publish(group, event)
 
 
 async def close_group(group: str, code: int, *, exclude: str | None = None) -> None:
     """Close every socket in ``group`` with ``code`` (4009 replaced, 4010 closed)."""
-    event = {"type": CLOSE_EVENT, "code": int(code)}
+    event: dict[str, Any] = {"type": CLOSE_EVENT, "code": int(code)}
     if exclude is not None:
         event["exclude"] = exclude
-    await get_channel_layer().group_send(group, event)
+    await _publish(group, event)
 
 
-async def group_join(group: str, channel_name: str) -> None:
-    await get_channel_layer().group_add(group, channel_name)
+async def group_join(group: str, member: Member) -> None:
+    await get_hub().join(group, member)
+    await get_channel_layer().group_add(group, member.channel_name)
 
 
-async def group_leave(group: str, channel_name: str) -> None:
-    await get_channel_layer().group_discard(group, channel_name)
+async def group_leave(group: str, member: Member) -> None:
+    await get_hub().leave(group, member)
+    await get_channel_layer().group_discard(group, member.channel_name)

@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 
 from realtime import metrics
 from realtime.auth import MISSING, AuthResult, validate_refresh_token
-from realtime.broadcast import group_join, group_leave
+from realtime.broadcast import CLOSE_EVENT, FANOUT_EVENT, group_join, group_leave
 from realtime.callbacks import CallbackRegistry, CallbackTimeout
 from realtime.heartbeat import Heartbeat, heartbeat_settings
 from realtime.presence import (
@@ -161,6 +161,9 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         }
         self.heartbeat: Heartbeat | None = None
         self._groups_refreshed = time.monotonic()
+        # Hub deliveries wait here until on_connect returns, exactly as channel-layer
+        # events wait in the queue, so a greeting or a replay is never overtaken.
+        self._held: list[dict] | None = []
 
     async def websocket_connect(self, message: dict) -> None:
         global _open_connections
@@ -186,12 +189,11 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
             await self.on_connect()
         except CloseConnection as exc:
             await self.close_with(exc.code)
-            return
         except Exception:
             trace = secrets.token_hex(6)
             logger.exception("on_connect failed trace=%s conn=%s", trace, self.conn_id)
             await self.close_with(CloseCode.INTERNAL)
-            return
+        await self._release_held()
         if self.closing:
             return
         hb = heartbeat_settings()
@@ -220,7 +222,7 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
             _open_connections -= 1
             metrics.connections_open[self.endpoint] -= 1
             for group in list(self.groups_joined):
-                await group_leave(group, self.channel_name)
+                await group_leave(group, self)
             self.groups_joined.clear()
             presence_leave(conn_id=self.conn_id, rooms=self.rooms)
             try:
@@ -377,13 +379,13 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
 
     # ------------------------------------------------------------------ groups
     async def join_group(self, group: str) -> None:
-        await group_join(group, self.channel_name)
+        await group_join(group, self)
         self.groups_joined.add(group)
 
     async def leave_group(self, group: str) -> None:
         if group in self.groups_joined:
             self.groups_joined.discard(group)
-            await group_leave(group, self.channel_name)
+            await group_leave(group, self)
 
     def enter_room(self, room: str, info: dict[str, Any] | None = None) -> None:
         """Count this connection as present in ``room`` (presence only, no group).
@@ -399,6 +401,25 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         presence_add_room(
             conn_id=self.conn_id, room=room, info=info or self.presence_info()
         )
+
+    async def hub_deliver(self, event: dict) -> None:
+        """The hub's direct delivery: the same events as the layer would dispatch."""
+        if self._held is not None:
+            self._held.append(event)
+        elif event["type"] == FANOUT_EVENT:
+            await self.realtime_fanout(event)
+        elif event["type"] == CLOSE_EVENT:
+            await self.realtime_close(event)
+
+    async def _release_held(self) -> None:
+        held = self._held
+        while held:  # deliveries arriving meanwhile join the end of the line
+            event = held.pop(0)
+            if event["type"] == FANOUT_EVENT:
+                await self.realtime_fanout(event)
+            elif event["type"] == CLOSE_EVENT:
+                await self.realtime_close(event)
+        self._held = None
 
     async def realtime_fanout(self, event: dict) -> None:
         """A prepared frame from ``realtime.broadcast``: hand it to the socket."""
@@ -478,7 +499,7 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         if now - self._groups_refreshed > GROUP_REFRESH_EVERY:
             self._groups_refreshed = now
             for group in self.groups_joined:
-                await group_join(group, self.channel_name)
+                await group_join(group, self)
 
     async def _watch_expiry(self) -> None:
         while self.expires_at is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qs
 
 from channels.routing import URLRouter
@@ -53,6 +54,8 @@ class ToolkitConsumer(EnvelopeConsumer):
         await self.join_group(self.room)
         self.enter_room(self.room, {"nickname": query.get("nick", ["anon"])[0]})
         self.enter_room(self.room)  # idempotent
+        if "slow" in query:  # a greeting that takes a while (a replay, say)
+            await asyncio.sleep(float(query["slow"][0]))
         await self.send_frame("hello", {"conn": self.conn_id})
 
     async def on_room_say(self, payload: Say, envelope):
