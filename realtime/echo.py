@@ -2,7 +2,9 @@
 
 Signed-in users only. ``echo`` sends the payload back; ``echo.ask`` makes the server
 ask the client a question (a server → client request answered by ``echo.answer``) and
-report the answer or the timeout. Useful to check a client library against the server.
+report the answer or the timeout; ``echo.broadcast`` sends the payload to every echo
+socket of the same user, on every server process. Useful to check a client library, or
+a multi-process deployment, against the server.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from typing import Any
 
 from pydantic import Field
 
+from realtime.broadcast import broadcast
 from realtime.callbacks import CallbackTimeout
 from realtime.consumers import EnvelopeConsumer
-from realtime.protocol import ClientEnvelope, OpenModel, StrictModel
+from realtime.groups import user_group
+from realtime.protocol import ClientEnvelope, OpenModel, StrictModel, encode_frame
 
 
 class AskPayload(StrictModel):
@@ -27,17 +31,24 @@ class AnswerPayload(StrictModel):
 
 class EchoConsumer(EnvelopeConsumer):
     endpoint = "echo"
-    messages = {"echo": OpenModel, "echo.ask": AskPayload}
+    messages = {"echo": OpenModel, "echo.ask": AskPayload, "echo.broadcast": OpenModel}
     task_messages = frozenset({"echo.ask"})
     replies = {"echo.answer": AnswerPayload}
 
     async def on_connect(self) -> None:
+        await self.join_group(user_group(self.user.pk))
         await self.send_frame(
             "echo.ready", {"user_id": self.user.pk, "connection_id": self.conn_id}
         )
 
     async def on_echo(self, payload: Any, envelope: ClientEnvelope) -> None:
         await self.reply(envelope, "echo", envelope.payload)
+
+    async def on_echo_broadcast(self, payload: Any, envelope: ClientEnvelope) -> None:
+        frame = encode_frame(
+            "echo.broadcasted", {"from": self.conn_id, "payload": envelope.payload}
+        )
+        await broadcast(user_group(self.user.pk), frame)
 
     async def on_echo_ask(self, payload: AskPayload, envelope: ClientEnvelope) -> None:
         try:

@@ -141,7 +141,7 @@ async def test_tokens_never_reach_the_log(server):
     assert signature not in log  # ... without the credential
 
 
-def test_two_processes_share_presence_on_redis_and_postgres(tmp_path):
+def test_two_processes_share_presence_and_broadcasts(tmp_path):
     database_url, drop = fresh_postgres_database()
     env = {"REDIS_URL": redis_url(), "CACHE_KEY_PREFIX": f"e2e-{uuid.uuid4().hex[:8]}"}
     try:
@@ -158,6 +158,19 @@ def test_two_processes_share_presence_on_redis_and_postgres(tmp_path):
                         async with connect(b.ws_url(f"/ws/echo/?token={token}")) as two:
                             await frame(one)
                             await frame(two)
+                            # One process's broadcast reaches the other's socket.
+                            for n in range(5):
+                                await one.send(
+                                    json.dumps(
+                                        {"type": "echo.broadcast", "payload": {"n": n}}
+                                    )
+                                )
+                            for ws in (one, two):
+                                got = [
+                                    (await frame(ws))["payload"]["payload"]["n"]
+                                    for _ in range(5)
+                                ]
+                                assert got == [0, 1, 2, 3, 4]
                             for srv in (a, b):
                                 status, stats = srv.request(
                                     "GET", "/api/realtime/stats/", token=staff["access"]
