@@ -30,7 +30,7 @@ run: $(STAMP)
 
 # The coverage table comes last and ends with its TOTAL line.
 test: $(STAMP)
-	@rm -f .coverage; $(BIN)/python -m pytest --cov-report=; status=$$?; \
+	@rm -f .coverage; $(BIN)/python -m pytest --cov-report= --cov; status=$$?; \
 	$(BIN)/coverage report --skip-covered; exit $$status
 
 bench: $(STAMP)

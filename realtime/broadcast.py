@@ -55,6 +55,19 @@ async def close_group(group: str, code: int, *, exclude: str | None = None) -> N
     await _publish(group, event)
 
 
+async def publish_event(group: str, event: dict[str, Any]) -> None:
+    """Send a typed event (``{"type": "stream.frame", ...}``) to a group's consumers.
+
+    For endpoints that treat each receiver differently (camera flow control): every
+    consumer in ``group`` gets the same dict in its handler named after the type
+    (``stream_frame``). Types are internal names, never ``websocket.*``; receivers must
+    not mutate the event.
+    """
+    if event["type"].startswith("websocket."):
+        raise ValueError("websocket.* events are not group events")
+    await _publish(group, event)
+
+
 async def group_join(group: str, member: Member) -> None:
     await get_hub().join(group, member)
     await get_channel_layer().group_add(group, member.channel_name)

@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 
 from realtime import metrics
 from realtime.auth import MISSING, AuthResult, validate_refresh_token
-from realtime.broadcast import CLOSE_EVENT, FANOUT_EVENT, group_join, group_leave
+from realtime.broadcast import group_join, group_leave
 from realtime.callbacks import CallbackRegistry, CallbackTimeout
 from realtime.heartbeat import Heartbeat, heartbeat_settings
 from realtime.presence import (
@@ -403,22 +403,16 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         )
 
     async def hub_deliver(self, event: dict) -> None:
-        """The hub's direct delivery: the same events as the layer would dispatch."""
+        """The hub's direct delivery: the same events the layer would dispatch."""
         if self._held is not None:
             self._held.append(event)
-        elif event["type"] == FANOUT_EVENT:
-            await self.realtime_fanout(event)
-        elif event["type"] == CLOSE_EVENT:
-            await self.realtime_close(event)
+        else:
+            await self.dispatch(event)
 
     async def _release_held(self) -> None:
         held = self._held
         while held:  # deliveries arriving meanwhile join the end of the line
-            event = held.pop(0)
-            if event["type"] == FANOUT_EVENT:
-                await self.realtime_fanout(event)
-            elif event["type"] == CLOSE_EVENT:
-                await self.realtime_close(event)
+            await self.dispatch(held.pop(0))
         self._held = None
 
     async def realtime_fanout(self, event: dict) -> None:

@@ -20,12 +20,12 @@ subscribed group is closed with 4012 so that clients reconnect and resync with `
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import weakref
 from typing import Any, Protocol
 
+import msgpack  # events may carry bytes (camera frames); channels-redis uses it too
 from django.conf import settings
 
 from realtime.protocol import CloseCode
@@ -119,7 +119,7 @@ class RedisRelay:
             logger.warning("unsubscribe from %s failed", group)
 
     async def publish(self, group: str, event: dict[str, Any]) -> None:
-        message = json.dumps({"o": self.hub.origin, "e": event}, separators=(",", ":"))
+        message = msgpack.packb({"o": self.hub.origin, "e": event}, use_bin_type=True)
         await self.redis.publish(self._channel(group), message)
 
     async def _listen(self) -> None:
@@ -139,7 +139,7 @@ class RedisRelay:
                 continue
             if message is None or message.get("type") != "message":
                 continue
-            data = json.loads(message["data"])
+            data = msgpack.unpackb(message["data"], raw=False)
             if data["o"] == self.hub.origin:
                 continue  # delivered locally when it was published
             channel = message["channel"]

@@ -167,3 +167,36 @@ async def test_relay_loss_closes_local_sockets_with_4012_then_recovers():
         await admin.aclose()
         await a.close()
         await b.close()
+
+
+async def test_relay_carries_typed_events_with_bytes():
+    url, prefix = redis_url(), f"t{id(object())}"
+    a, b = Hub(url, prefix), Hub(url, prefix)
+    try:
+        there = Recorder("t")
+        await b.join("stream.cam", there)
+        await asyncio.sleep(0.1)
+        jpeg = bytes(range(256)) * 200
+        await a.publish("stream.cam", {"type": "stream.frame", "seq": 7, "jpeg": jpeg})
+        await wait_for(there, 1)
+        assert there.events[0] == {"type": "stream.frame", "seq": 7, "jpeg": jpeg}
+    finally:
+        await a.close()
+        await b.close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_publish_event_reaches_the_typed_handler_and_refuses_websocket_types(
+    token,
+):
+    from realtime.broadcast import publish_event
+    from realtime.groups import session_group
+
+    comm = WebsocketCommunicator(application, f"/ws/toolkit/?token={token}")
+    await comm.connect()
+    await recv(comm)
+    await publish_event(session_group("toolkit"), {"type": "toolkit.poke", "n": 3})
+    assert (await recv(comm))["payload"] == {"n": 3}
+    with pytest.raises(ValueError):
+        await publish_event(session_group("toolkit"), {"type": "websocket.send"})
+    await comm.disconnect()

@@ -82,6 +82,9 @@ class ToolkitConsumer(EnvelopeConsumer):
         self.explode_on_disconnect = True
         await self.reply(envelope, "armed", {})
 
+    async def toolkit_poke(self, event: dict):  # a typed group event
+        await self.send_frame("poked", {"n": event["n"]})
+
     async def on_binary(self, data: bytes):
         await self.send_bytes(data[::-1])
 
