@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import IntEnum, StrEnum
@@ -188,34 +189,64 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _check_string(text: str, where: str) -> None:
+def _bad_string(text: str) -> str | None:
     if "\x00" in text:
-        raise InvalidMessage(f"{where}: text may not contain NUL")
+        return "text may not contain NUL"
     if not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            raise InvalidMessage(f"{where}: text contains a lone surrogate") from None
+            return "text contains a lone surrogate"
+    return None
 
 
-def _check_value(value: Any, where: str, depth: int) -> None:
-    """Refuse what JSON allows but browsers or PostgreSQL cannot take back (§1)."""
+def _problem(value: Any, depth: int) -> str | None:
+    """What §1 refuses in ``value`` (browsers/PostgreSQL cannot take it back), or None.
+
+    No path strings are built here: this runs on every frame. ``_locate`` finds the
+    path only when something is wrong.
+    """
     if depth > MAX_DEPTH:
-        raise InvalidMessage(f"{where}: nested deeper than {MAX_DEPTH} levels")
+        return f"nested deeper than {MAX_DEPTH} levels"
     kind = type(value)
     if kind is str:
-        _check_string(value, where)
-    elif kind is dict:
+        return _bad_string(value)
+    if kind is dict:
         for key, item in value.items():
-            _check_string(key, where)
-            _check_value(item, f"{where}.{key}", depth + 1)
+            problem = _bad_string(key) or _problem(item, depth + 1)
+            if problem:
+                return problem
     elif kind is list:
-        for index, item in enumerate(value):
-            _check_value(item, f"{where}[{index}]", depth + 1)
+        for item in value:
+            problem = _problem(item, depth + 1)
+            if problem:
+                return problem
     elif kind is int or kind is float:
         # 1e400 parses as inf: caught here too.
         if not abs(value) <= MAX_SAFE_INTEGER:
-            raise InvalidMessage(f"{where}: number beyond 2^53")
+            return "number beyond 2^53"
+    return None
+
+
+def _locate(value: Any, where: str, depth: int) -> str | None:
+    """The dotted path of the first problem ``_problem`` found."""
+    if type(value) is dict:
+        for key, item in value.items():
+            if _bad_string(key):
+                return where
+            if _problem(item, depth + 1):
+                return _locate(item, f"{where}.{key}", depth + 1)
+    elif type(value) is list:
+        for index, item in enumerate(value):
+            if _problem(item, depth + 1):
+                return _locate(item, f"{where}[{index}]", depth + 1)
+    return where
+
+
+def _check_value(value: Any, where: str, depth: int) -> None:
+    problem = _problem(value, depth)
+    if problem:
+        raise InvalidMessage(f"{_locate(value, where, depth)}: {problem}")
 
 
 def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
@@ -275,12 +306,26 @@ def validate_payload(model: type[BaseModel], payload: dict[str, Any]) -> BaseMod
 
 
 # --------------------------------------------------------------------------- encoding
+_second_cache: list = [None, ""]  # [epoch second, "YYYY-MM-DDTHH:MM:SS."]
+
+
 def utc_timestamp(moment: datetime | None = None) -> str:
-    """UTC, millisecond precision, ``Z`` suffix: ``2026-11-21T10:30:00.123Z``."""
-    moment = moment or datetime.now(UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
-        f"{moment.microsecond // 1000:03d}Z"
-    )
+    """UTC, millisecond precision, ``Z`` suffix: ``2026-11-21T10:30:00.123Z``.
+
+    Every server frame carries one, so "now" is formatted once per second and only the
+    milliseconds per call.
+    """
+    if moment is not None:
+        moment = moment.astimezone(UTC)
+        return (
+            moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        )
+    now = time.time()
+    second = int(now)
+    if second != _second_cache[0]:
+        _second_cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+        _second_cache[0] = second
+    return f"{_second_cache[1]}{int((now - second) * 1000):03d}Z"
 
 
 def _json_default(value: Any) -> Any:
