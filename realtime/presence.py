@@ -1,8 +1,8 @@
 """Who is connected, where: per-connection entries with a TTL the heartbeat refreshes.
 
-Entries live in Django's cache, grouped by room: one Redis hash per room when the cache
-is Redis (atomic across processes), one dict per room in the local-memory cache
-otherwise (atomic within the one process, since the cache calls never yield). Each
+Entries are grouped by room: one Redis hash per room when the cache is Redis (shared by
+every process, atomic), plain dicts in this process otherwise (the local-memory cache is
+per process too; these calls never yield, so they are atomic). Each
 entry holds its own expiry, refreshed by the connection's heartbeat: a server that
 dies without cleaning up loses its connections' presence after ``PRESENCE_TTL``.
 The room ``ALL`` holds every connection, for ``/api/realtime/stats/``.
@@ -26,45 +26,41 @@ def presence_ttl() -> float:
     return float(settings.PRESENCE_TTL)
 
 
-class CachePresence:
-    """Presence in a generic Django cache: one dict per room under one key."""
+class LocalPresence:
+    """Presence for one process (no Redis): plain dicts, nothing pickled.
 
-    def __init__(self, cache_backend: Any = None, clock: Clock = time.time) -> None:
-        self.cache = cache_backend or cache
+    Django's local-memory cache is per process too, but it pickles every value: a room
+    of N connections would cost O(N) per join and per heartbeat.
+    """
+
+    def __init__(self, clock: Clock = time.time) -> None:
+        self.rooms: dict[str, dict[str, tuple[float, dict]]] = {}
         self.clock = clock
 
-    def _key(self, room: str) -> str:
-        return f"presence:{room}"
-
     def set(self, room: str, conn_id: str, info: dict, ttl: float) -> None:
-        key = self._key(room)
-        entries = self.cache.get(key) or {}
-        entries[conn_id] = (self.clock() + ttl, info)
-        self.cache.set(key, entries, timeout=ttl + 1)
+        self.rooms.setdefault(room, {})[conn_id] = (self.clock() + ttl, info)
 
     def touch(self, room: str, conn_id: str, ttl: float) -> None:
-        key = self._key(room)
-        entries = self.cache.get(key) or {}
-        if conn_id in entries:
+        entries = self.rooms.get(room)
+        if entries is not None and conn_id in entries:
             entries[conn_id] = (self.clock() + ttl, entries[conn_id][1])
-            self.cache.set(key, entries, timeout=ttl + 1)
 
     def remove(self, room: str, conn_id: str) -> None:
-        key = self._key(room)
-        entries = self.cache.get(key) or {}
-        if entries.pop(conn_id, None) is not None:
-            if entries:
-                self.cache.set(key, entries, timeout=self._remaining(entries) + 1)
-            else:
-                self.cache.delete(key)
+        entries = self.rooms.get(room)
+        if entries is not None:
+            entries.pop(conn_id, None)
+            if not entries:
+                del self.rooms[room]
 
     def members(self, room: str) -> dict[str, dict]:
+        entries = self.rooms.get(room)
+        if not entries:
+            return {}
         now = self.clock()
-        entries = self.cache.get(self._key(room)) or {}
-        return {cid: info for cid, (expires, info) in entries.items() if expires > now}
-
-    def _remaining(self, entries: dict) -> float:
-        return max(1.0, max(exp for exp, _ in entries.values()) - self.clock())
+        dead = [cid for cid, (expires, _) in entries.items() if expires <= now]
+        for cid in dead:
+            del entries[cid]
+        return {cid: info for cid, (_, info) in entries.items()}
 
 
 class RedisPresence:
@@ -112,10 +108,10 @@ class RedisPresence:
         return live
 
 
-_store: CachePresence | RedisPresence | None = None
+_store: LocalPresence | RedisPresence | None = None
 
 
-def get_store() -> CachePresence | RedisPresence:
+def get_store() -> LocalPresence | RedisPresence:
     """The process's presence store, matching the configured cache."""
     global _store
     if _store is None:
@@ -124,7 +120,7 @@ def get_store() -> CachePresence | RedisPresence:
             prefix = f"{settings.CACHES['default'].get('KEY_PREFIX', '')}:"
             _store = RedisPresence(backend.get_client(write=True), prefix)
         else:
-            _store = CachePresence()
+            _store = LocalPresence()
     return _store
 
 

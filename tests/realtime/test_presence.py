@@ -7,10 +7,9 @@ import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.core.cache.backends.locmem import LocMemCache
 
 from realtime import presence
-from realtime.presence import CachePresence, RedisPresence
+from realtime.presence import LocalPresence, RedisPresence
 from tests.conftest import communicator, recv
 from tests.services import redis_url
 
@@ -40,7 +39,7 @@ def redis_client():
 @pytest.fixture(params=["cache", "redis"])
 def store(request, clock):
     if request.param == "cache":
-        return CachePresence(LocMemCache(f"p-{uuid.uuid4()}", {}), clock=clock)
+        return LocalPresence(clock=clock)
     client = request.getfixturevalue("redis_client")
     return RedisPresence(client, f"test-{uuid.uuid4().hex}:", clock=clock)
 
@@ -109,7 +108,7 @@ def test_stats_from_presence(settings):
 
 def test_store_follows_the_cache_backend(settings):
     presence.reset_store()
-    assert isinstance(presence.get_store(), CachePresence)
+    assert isinstance(presence.get_store(), LocalPresence)
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
