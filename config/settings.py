@@ -197,6 +197,17 @@ COPILOT_AGENT = env_str("COPILOT_AGENT", "realtime.copilot.agents.ReferenceAgent
 COPILOT_LLM_URL = env_str("COPILOT_LLM_URL", "")
 COPILOT_LLM_MODEL = env_str("COPILOT_LLM_MODEL", "")
 COPILOT_LLM_API_KEY = env_str("COPILOT_LLM_API_KEY", "")
+COPILOT_LLM_TIMEOUT = env_number("COPILOT_LLM_TIMEOUT", 60, minimum=1, integer=False)
+COPILOT_RESUME_TTL = env_number("COPILOT_RESUME_TTL", 120, minimum=1)
+COPILOT_QUERY_TIMEOUT = env_number("COPILOT_QUERY_TIMEOUT", 300, minimum=1)
+COPILOT_MAX_IN_FLIGHT = env_number("COPILOT_MAX_IN_FLIGHT", 10, minimum=1)
+COPILOT_AUDIO_MAX_SPEED = env_number(
+    "COPILOT_AUDIO_MAX_SPEED", 1.5, minimum=1, integer=False
+)
+COPILOT_AUDIO_BURST_SECONDS = env_number(
+    "COPILOT_AUDIO_BURST_SECONDS", 2, minimum=0, integer=False
+)
+COPILOT_AUDIO_QUEUE_CHUNKS = env_number("COPILOT_AUDIO_QUEUE_CHUNKS", 64, minimum=1)
 
 STREAM_MAX_IN_FLIGHT = env_number("STREAM_MAX_IN_FLIGHT", 2, minimum=1)
 STREAM_ACK_TIMEOUT = env_number("STREAM_ACK_TIMEOUT", 10, minimum=0.1, integer=False)

@@ -62,7 +62,10 @@ def extract_credential(scope: dict) -> tuple[str, str] | None:
             if scheme.lower() == "bearer":
                 return "bearer", raw.strip()
             return "bearer", ""  # a malformed header is an invalid credential
-    query = parse_qs(scope.get("query_string", b"").decode("latin1"))
+    # keep_blank_values: "?token=" is an (invalid) empty credential, not a missing one
+    query = parse_qs(
+        scope.get("query_string", b"").decode("latin1"), keep_blank_values=True
+    )
     for method in ("ticket", "token"):
         if method in query:
             return method, query[method][0]

@@ -29,6 +29,15 @@ def user_group(user_id: object) -> str:
     return _group("user", user_id)
 
 
+def copilot_group(user_id: object) -> str:
+    """The copilot sockets of one user, on every server process (single session).
+
+    Not ``user.<id>``: that group holds the user's other sockets too, which a 4009
+    must not close.
+    """
+    return _group("copilot", user_id)
+
+
 def stream_group(stream_id: object) -> str:
     """Every viewer of one camera stream."""
     return _group("stream", stream_id)

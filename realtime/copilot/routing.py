@@ -1,3 +1,11 @@
 """Socket routes of this feature (included by realtime.routing)."""
 
-websocket_urlpatterns: list = []
+from __future__ import annotations
+
+from django.urls import path
+
+from realtime.copilot.consumer import CopilotConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/copilot/", CopilotConsumer.as_asgi()),
+]

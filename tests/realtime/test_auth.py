@@ -142,3 +142,9 @@ def test_refresh_validation(user, token):
     assert not validate_refresh_token("garbage").ok
     scoped = scoped_token_issue({"pid": 3}, ttl=30)
     assert validate_refresh_token(scoped).claims["pid"] == 3
+
+
+def test_an_empty_query_credential_is_invalid_not_missing():
+    assert extract_credential(scope("token=")) == ("token", "")
+    assert authenticate_sync(scope("token=")).status == "invalid"
+    assert authenticate_sync(scope("ticket=")).status == "invalid"

@@ -1,0 +1,37 @@
+"""The copilot's query budget: ``COPILOT_RATE_LIMIT`` per ``COPILOT_RATE_WINDOW``.
+
+Counted in Django's cache (shared by every process on Redis) per user when
+``SHARE_RATE_LIMIT`` is on, per connection otherwise. Settings are read on every
+call so tests can change them; ``clock`` is the seam for a fake clock.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+
+from realtime.ratelimit import CacheRateLimiter
+
+clock = time.time  # replaced by tests (DRF throttling's ``timer`` idea)
+
+
+def query_limiter() -> CacheRateLimiter:
+    return CacheRateLimiter(
+        name="copilot",
+        limit=int(settings.COPILOT_RATE_LIMIT),
+        window=float(settings.COPILOT_RATE_WINDOW),
+        clock=lambda: clock(),
+    )
+
+
+def rate_key(*, user_id: object, conn_id: str) -> str:
+    """Whose budget a query draws from."""
+    if settings.SHARE_RATE_LIMIT:
+        return f"user:{user_id}"
+    return f"conn:{conn_id}"
+
+
+def max_in_flight() -> int:
+    """Queries one connection may have running at once (each is a task)."""
+    return int(getattr(settings, "COPILOT_MAX_IN_FLIGHT", 10))
