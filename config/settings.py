@@ -209,6 +209,10 @@ COPILOT_AUDIO_BURST_SECONDS = env_number(
 )
 COPILOT_AUDIO_QUEUE_CHUNKS = env_number("COPILOT_AUDIO_QUEUE_CHUNKS", 64, minimum=1)
 
+SESSION_GUEST_TOKEN_TTL = env_number("SESSION_GUEST_TOKEN_TTL", 43200, minimum=60)
+SESSION_GAP_WAIT = env_number("SESSION_GAP_WAIT", 0.5, minimum=0.01, integer=False)
+SESSION_HISTORY_PAGE_SIZE = env_number("SESSION_HISTORY_PAGE_SIZE", 100, minimum=1)
+
 STREAM_MAX_IN_FLIGHT = env_number("STREAM_MAX_IN_FLIGHT", 2, minimum=1)
 STREAM_ACK_TIMEOUT = env_number("STREAM_ACK_TIMEOUT", 10, minimum=0.1, integer=False)
 

@@ -34,12 +34,7 @@ from realtime.auth import MISSING, AuthResult, validate_refresh_token
 from realtime.broadcast import group_join, group_leave
 from realtime.callbacks import CallbackRegistry, CallbackTimeout
 from realtime.heartbeat import Heartbeat, heartbeat_settings
-from realtime.presence import (
-    presence_add_room,
-    presence_join,
-    presence_leave,
-    presence_refresh,
-)
+from realtime.presence import ALL, presence_leave, presence_set
 from realtime.protocol import (
     VIOLATION_CODES,
     ClientEnvelope,
@@ -148,7 +143,7 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         self.auth: AuthResult = self.scope.get("auth") or MISSING
         self.user = self.auth.user
         self.expires_at = self.auth.expires_at
-        self.rooms: list[str] = []
+        self.presence: dict[str, dict[str, Any]] = {}  # room → this socket's info
         self.groups_joined: set[str] = set()
         self.tasks: set[asyncio.Task] = set()
         self.callbacks = CallbackRegistry()
@@ -184,7 +179,8 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         _open_connections += 1
         metrics.connections_open[self.endpoint] += 1
         self.started = True
-        presence_join(conn_id=self.conn_id, rooms=[], info=self.presence_info())
+        self.presence[ALL] = self.presence_info()
+        presence_set(conn_id=self.conn_id, entries=self.presence)
         try:
             await self.on_connect()
         except CloseConnection as exc:
@@ -224,7 +220,7 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
             for group in list(self.groups_joined):
                 await group_leave(group, self)
             self.groups_joined.clear()
-            presence_leave(conn_id=self.conn_id, rooms=self.rooms)
+            presence_leave(conn_id=self.conn_id, rooms=list(self.presence))
             try:
                 await self.on_disconnect(message.get("code"))
             except Exception:
@@ -393,14 +389,18 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         Entering again with new ``info`` updates it (a nickname change); without, it is
         a no-op.
         """
-        if room in self.rooms:
-            if info is None:
-                return
-        else:
-            self.rooms.append(room)
-        presence_add_room(
-            conn_id=self.conn_id, room=room, info=info or self.presence_info()
+        if room in self.presence and info is None:
+            return
+        self.presence[room] = info or self.presence_info()
+        self.presence[ALL]["rooms"] = [name for name in self.presence if name != ALL]
+        presence_set(
+            conn_id=self.conn_id,
+            entries={room: self.presence[room], ALL: self.presence[ALL]},
         )
+
+    @property
+    def rooms(self) -> list[str]:
+        return [name for name in self.presence if name != ALL]
 
     async def hub_deliver(self, event: dict) -> None:
         """The hub's direct delivery: the same events the layer would dispatch."""
@@ -488,7 +488,7 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
 
     # ------------------------------------------------------------------ internals
     async def _on_beat(self) -> None:
-        presence_refresh(conn_id=self.conn_id, rooms=self.rooms)
+        presence_set(conn_id=self.conn_id, entries=self.presence)
         now = time.monotonic()
         if now - self._groups_refreshed > GROUP_REFRESH_EVERY:
             self._groups_refreshed = now

@@ -42,8 +42,9 @@ class LocalPresence:
 
     def touch(self, room: str, conn_id: str, ttl: float) -> None:
         entries = self.rooms.get(room)
-        if entries is not None and conn_id in entries:
-            entries[conn_id] = (self.clock() + ttl, entries[conn_id][1])
+        current = entries.get(conn_id) if entries is not None else None
+        if current is not None:
+            entries[conn_id] = (self.clock() + ttl, current[1])
 
     def remove(self, room: str, conn_id: str) -> None:
         entries = self.rooms.get(room)
@@ -57,10 +58,12 @@ class LocalPresence:
         if not entries:
             return {}
         now = self.clock()
-        dead = [cid for cid, (expires, _) in entries.items() if expires <= now]
-        for cid in dead:
-            del entries[cid]
-        return {cid: info for cid, (_, info) in entries.items()}
+        # A copy: DRF's sync views read from a worker thread while the loop writes.
+        snapshot = list(entries.items())
+        for cid, (expires, _) in snapshot:
+            if expires <= now:
+                entries.pop(cid, None)
+        return {cid: info for cid, (expires, info) in snapshot if expires > now}
 
 
 class RedisPresence:
@@ -131,11 +134,15 @@ def reset_store() -> None:
 
 
 # ----------------------------------------------------------------- connection level
-def presence_join(*, conn_id: str, rooms: list[str], info: dict) -> None:
-    """Register a connection in ``rooms`` and in the global room."""
+def presence_set(*, conn_id: str, entries: dict[str, dict]) -> None:
+    """Write (or re-write) a connection's entries, ``{room: info}``, with a fresh TTL.
+
+    The heartbeat calls this with all of a connection's entries: re-setting rather than
+    touching means an entry that expired (a late beat) comes back.
+    """
     ttl = presence_ttl()
     store = get_store()
-    for room in (ALL, *rooms):
+    for room, info in entries.items():
         store.set(room, conn_id, info, ttl)
 
 
@@ -143,17 +150,9 @@ def presence_add_room(*, conn_id: str, room: str, info: dict) -> None:
     get_store().set(room, conn_id, info, presence_ttl())
 
 
-def presence_refresh(*, conn_id: str, rooms: list[str]) -> None:
-    """Called by the heartbeat: push every entry's expiry forward."""
-    ttl = presence_ttl()
-    store = get_store()
-    for room in (ALL, *rooms):
-        store.touch(room, conn_id, ttl)
-
-
 def presence_leave(*, conn_id: str, rooms: list[str]) -> None:
     store = get_store()
-    for room in (ALL, *rooms):
+    for room in rooms:
         store.remove(room, conn_id)
 
 

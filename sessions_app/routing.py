@@ -1,3 +1,11 @@
 """Socket routes of this feature (included by realtime.routing)."""
 
-websocket_urlpatterns: list = []
+from __future__ import annotations
+
+from django.urls import path
+
+from sessions_app.consumers import SessionConsumer
+
+websocket_urlpatterns = [
+    path("ws/sessions/<str:code>/", SessionConsumer.as_asgi()),
+]

@@ -81,18 +81,24 @@ def test_redis_presence_is_shared_between_processes(redis_client, clock):
 
 
 def test_stats_from_presence(settings):
-    presence.presence_join(
+    presence.presence_set(
         conn_id="c1",
-        rooms=["session.1"],
-        info={"endpoint": "sessions", "user_id": 1, "rooms": ["session.1"]},
+        entries={
+            presence.ALL: {
+                "endpoint": "sessions",
+                "user_id": 1,
+                "rooms": ["session.1"],
+            },
+            "session.1": {"nickname": "a"},
+        },
     )
-    presence.presence_join(
-        conn_id="c2", rooms=[], info={"endpoint": "copilot", "user_id": 1, "rooms": []}
+    presence.presence_set(
+        conn_id="c2",
+        entries={presence.ALL: {"endpoint": "copilot", "user_id": 1, "rooms": []}},
     )
-    presence.presence_join(
+    presence.presence_set(
         conn_id="c3",
-        rooms=[],
-        info={"endpoint": "copilot", "user_id": None, "rooms": []},
+        entries={presence.ALL: {"endpoint": "copilot", "user_id": None, "rooms": []}},
     )
     assert presence.presence_stats() == {
         "online_users": 1,
@@ -100,10 +106,18 @@ def test_stats_from_presence(settings):
         "active_rooms": 1,
         "by_endpoint": {"sessions": 1, "copilot": 2},
     }
-    presence.presence_refresh(conn_id="c1", rooms=["session.1"])
-    presence.presence_leave(conn_id="c1", rooms=["session.1"])
+    presence.presence_leave(conn_id="c1", rooms=[presence.ALL, "session.1"])
     assert presence.room_members("session.1") == {}
     assert presence.presence_stats()["total_connections"] == 2
+
+
+def test_a_late_refresh_brings_an_expired_entry_back(clock):
+    store = LocalPresence(clock=clock)
+    store.set("room", "c1", {"n": 1}, ttl=10)
+    clock.now += 11  # the beat came late: the entry expired and is pruned on read
+    assert store.members("room") == {}
+    store.set("room", "c1", {"n": 1}, ttl=10)  # what the heartbeat does now
+    assert store.members("room") == {"c1": {"n": 1}}
 
 
 def test_store_follows_the_cache_backend(settings):
@@ -157,6 +171,22 @@ async def test_vanished_connection_leaves_presence_after_ttl(token, settings):
     await asyncio.sleep(0.7)
     assert conn_id not in store.members(presence.ALL)
     await comm.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(20)
+async def test_rooms_entered_count_as_active_rooms(token):
+    from channels.testing import WebsocketCommunicator
+
+    from tests.realtime.toolkit_consumer import application
+
+    comm = WebsocketCommunicator(application, f"/ws/toolkit/?token={token}")
+    await comm.connect()
+    await recv(comm)
+    stats = presence.presence_stats()
+    assert stats["active_rooms"] == 1 and stats["by_endpoint"] == {"toolkit": 1}
+    await comm.disconnect()
+    assert presence.presence_stats()["total_connections"] == 0
 
 
 def test_presence_values_are_json(redis_client, clock):

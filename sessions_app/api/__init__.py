@@ -1,0 +1,1 @@
+"""REST side of live sessions (docs/protocol.md §9)."""

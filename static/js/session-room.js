@@ -1,0 +1,313 @@
+// The live-session page (docs/sessions.md): join with a nickname (or as the signed-in
+// user), then chat, ask and upvote questions, see who is here and who is typing.
+// Reconnects with ?since=<last seq seen> so nothing said while offline is missed, and
+// re-sends unconfirmed messages with their client_id (the server stores each once).
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+
+  function csrfToken() {
+    return (document.cookie.match(/csrftoken=([^;]+)/) || [])[1] || "";
+  }
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text; // never innerHTML: user text
+    return node;
+  }
+
+  // ------------------------------------------------------------------ index page
+  function initIndex() {
+    const form = $("join-code-form");
+    if (!form) return;
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const code = $("join-code").value.replace(/[\s-]/g, "").toUpperCase();
+      if (code) location.href = `/sessions/${encodeURIComponent(code)}/`;
+    });
+    const create = $("create-form");
+    if (!create) return;
+    create.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const reply = await fetch("/api/sessions/", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+        body: JSON.stringify({
+          title: $("create-title").value,
+          moderated: $("create-moderated").checked,
+        }),
+      });
+      const body = await reply.json().catch(() => ({}));
+      if (!reply.ok) {
+        $("index-status").textContent = `Could not open: ${JSON.stringify(body)}`;
+        return;
+      }
+      location.href = body.page_url;
+    });
+  }
+
+  // ------------------------------------------------------------------ room page
+  function initRoom(root) {
+    const code = root.dataset.code;
+    const signedIn = root.dataset.signedIn === "1";
+    const storeKey = `rt-session:${code}`;
+    const state = {
+      lastSeq: null, // highest seq shown; null until the first welcome
+      you: null,
+      online: new Map(),
+      typing: new Map(),
+      outbox: new Map(), // client_id -> [type, payload] not yet seen stored
+      closed: false,
+    };
+    let socket = null;
+    let typingSent = 0;
+    let typingTimer = null;
+
+    const status = (text) => { $("connection").textContent = text; };
+
+    function savedGuest() {
+      try {
+        const guest = JSON.parse(localStorage.getItem(storeKey) || "null");
+        if (guest && guest.expires_at > Date.now() / 1000 + 30) return guest;
+      } catch (err) { /* a corrupt entry: join again */ }
+      return null;
+    }
+
+    async function join(nickname) {
+      const reply = await fetch(`/api/sessions/${code}/join/`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ nickname }),
+      });
+      const body = await reply.json().catch(() => ({}));
+      if (!reply.ok) throw new Error(body.detail || JSON.stringify(body));
+      const guest = {
+        token: body.token,
+        participant_id: body.participant_id,
+        expires_at: Date.now() / 1000 + body.expires_in,
+      };
+      localStorage.setItem(storeKey, JSON.stringify(guest));
+      return guest;
+    }
+
+    async function socketUrl() {
+      const path = `/ws/sessions/${code}/`;
+      const since = `since=${state.lastSeq === null ? 0 : state.lastSeq}`;
+      if (signedIn) return `${await ticketUrl(path)}&${since}`;
+      const guest = savedGuest();
+      if (!guest) throw new Error("no participant token");
+      const scheme = location.protocol === "https:" ? "wss" : "ws";
+      return `${scheme}://${location.host}${path}?token=${encodeURIComponent(guest.token)}&${since}`;
+    }
+
+    // ---------------------------------------------------------------- rendering
+    function renderOnline() {
+      const list = $("online");
+      list.replaceChildren();
+      for (const person of state.online.values()) {
+        const item = el("li", "person", person.nickname);
+        item.dataset.participantId = person.participant_id;
+        if (person.role !== "guest") item.append(el("span", "status", ` (${person.role})`));
+        list.append(item);
+      }
+      $("online-count").textContent = String(state.online.size);
+    }
+
+    function renderTyping() {
+      const names = [...state.typing.values()].map((entry) => entry.nickname);
+      $("typing").textContent = names.length ? `${names.join(", ")} typing…` : "";
+    }
+
+    function messageItem(p, kind) {
+      const item = el("li", kind === "question" ? "question" : "message");
+      item.id = `m-${p.message_id}`;
+      item.dataset.seq = p.seq === null ? "" : String(p.seq);
+      item.append(el("span", "nickname", p.nickname));
+      item.append(el("span", "content", p.hidden ? "(hidden by the host)" : p.content));
+      if (p.hidden) item.classList.add("hidden-message");
+      if (kind === "question") {
+        item.append(el("span", "upvotes status", ` ▲ ${p.upvotes}`));
+        if (p.answered) item.classList.add("answered");
+        const up = el("button", "small upvote", "▲");
+        up.type = "button";
+        up.addEventListener("click", () => socket.send("question.upvote", { message_id: p.message_id }));
+        item.append(up);
+        const answer = el("button", "small host-only answer", "answered");
+        answer.type = "button";
+        answer.addEventListener("click", () => socket.send("question.answer", { message_id: p.message_id }));
+        item.append(answer);
+      }
+      const hide = el("button", "small host-only hide", "hide");
+      hide.type = "button";
+      hide.addEventListener("click", () => socket.send("message.hide", { message_id: p.message_id }));
+      item.append(hide);
+      return item;
+    }
+
+    function stored(p, kind) {
+      if (p.client_id) state.outbox.delete(p.client_id);
+      if (p.seq !== null && state.lastSeq !== null && p.seq <= state.lastSeq) return; // seen
+      if (p.seq !== null) state.lastSeq = p.seq;
+      const pending = $(`m-${p.message_id}`);
+      if (pending) pending.remove(); // an approved question leaves the queue
+      const list = kind === "question" ? $("questions") : $("messages");
+      list.append(messageItem(p, kind));
+      if (kind !== "question") list.scrollTop = list.scrollHeight;
+    }
+
+    function flushOutbox() {
+      for (const [type, payload] of state.outbox.values()) socket.send(type, payload);
+    }
+
+    function post(type, content) {
+      const clientId = `c${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+      const payload = { content, client_id: clientId };
+      state.outbox.set(clientId, [type, payload]);
+      socket.send(type, payload); // if offline, re-sent after the next session.synced
+    }
+
+    // ---------------------------------------------------------------- socket
+    function connect() {
+      socket = new RealtimeSocket(socketUrl);
+      socket.on("session.welcome", (p) => {
+        state.you = p.you;
+        if (state.lastSeq === null) state.lastSeq = 0;
+        document.body.classList.toggle("is-host", p.you.role === "host");
+        $("session-title").textContent = p.session.title;
+        $("session-status").textContent = p.session.status;
+        state.online = new Map(p.online.map((person) => [person.participant_id, person]));
+        renderOnline();
+        $("join-panel").hidden = true;
+        $("room-panel").hidden = false;
+        status(`connected as ${p.you.nickname}`);
+      });
+      socket.on("session.synced", (p) => {
+        state.lastSeq = Math.max(state.lastSeq || 0, p.last_seq);
+        flushOutbox();
+      });
+      socket.on("chat.message", (p) => stored(p, "chat"));
+      socket.on("question.asked", (p) => stored(p, "question"));
+      socket.on("question.pending", (p) => {
+        if ($(`m-${p.message_id}`)) return;
+        if (p.client_id) state.outbox.delete(p.client_id);
+        const item = messageItem(p, "pending");
+        item.querySelector(".content").textContent = `${p.content} (waiting for approval)`;
+        const approve = el("button", "small host-only approve", "approve");
+        approve.type = "button";
+        approve.addEventListener("click", () => socket.send("question.approve", { message_id: p.message_id }));
+        item.append(approve);
+        // The host's queue; an asker sees their own question waiting in the list.
+        const isHost = state.you && state.you.role === "host";
+        $(isHost ? "pending" : "questions").append(item);
+      });
+      socket.on("question.updated", (p) => {
+        const item = $(`m-${p.message_id}`);
+        if (!item) return;
+        const votes = item.querySelector(".upvotes");
+        if (votes) votes.textContent = ` ▲ ${p.upvotes}`;
+        item.classList.toggle("answered", p.answered);
+      });
+      socket.on("message.hidden", (p) => {
+        const item = $(`m-${p.message_id}`);
+        if (!item) return;
+        if (p.seq === null) { item.remove(); return; }
+        item.classList.add("hidden-message");
+        item.querySelector(".content").textContent = "(hidden by the host)";
+      });
+      socket.on("typing", (p) => {
+        const previous = state.typing.get(p.participant_id);
+        if (previous) clearTimeout(previous.timer);
+        if (p.is_typing) {
+          const timer = setTimeout(() => { state.typing.delete(p.participant_id); renderTyping(); }, 5000);
+          state.typing.set(p.participant_id, { nickname: p.nickname, timer });
+        } else {
+          state.typing.delete(p.participant_id);
+        }
+        renderTyping();
+      });
+      socket.on("participant.joined", (p) => { state.online.set(p.participant_id, p); renderOnline(); });
+      socket.on("participant.updated", (p) => { state.online.set(p.participant_id, p); renderOnline(); });
+      socket.on("participant.left", (p) => { state.online.delete(p.participant_id); renderOnline(); });
+      socket.on("session.updated", (p) => { $("session-title").textContent = p.title; });
+      socket.on("session.closed", () => {
+        state.closed = true;
+        $("session-status").textContent = "closed";
+        for (const id of ["chat-input", "chat-send", "question-input", "question-send"]) $(id).disabled = true;
+      });
+      socket.on("error", (p) => status(`error ${p.code}: ${p.message}`));
+      socket.on("socket.close", (p) => {
+        if (p.code === 4010 || state.closed) status("the host closed this session");
+        else if (p.code === 4004) status("this session does not exist");
+        else if (p.code === 4005) status("you are not a participant of this session");
+        else if (p.code === 4001 && !signedIn) {
+          localStorage.removeItem(storeKey); // expired: join again
+          socket.close();
+          showJoin();
+        } else status(`disconnected (${p.code}), reconnecting…`);
+      });
+      socket.connect().catch((err) => status(`cannot connect: ${err.message}`));
+    }
+
+    function showJoin() {
+      $("join-panel").hidden = false;
+      $("room-panel").hidden = true;
+      status("choose a nickname to join");
+    }
+
+    // ---------------------------------------------------------------- forms
+    $("join-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      $("join-button").disabled = true;
+      try {
+        await join($("nickname").value);
+        connect();
+      } catch (err) {
+        status(`could not join: ${err.message}`);
+      } finally {
+        $("join-button").disabled = false;
+      }
+    });
+    $("chat-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const input = $("chat-input");
+      if (!input.value.trim()) return;
+      post("chat.send", input.value);
+      input.value = "";
+      clearTimeout(typingTimer);
+      if (typingSent) { socket.send("typing", { is_typing: false }); typingSent = 0; }
+    });
+    $("chat-input").addEventListener("input", () => {
+      const now = Date.now();
+      if (now - typingSent > 2000) { socket.send("typing", { is_typing: true }); typingSent = now; }
+      clearTimeout(typingTimer);
+      typingTimer = setTimeout(() => { socket.send("typing", { is_typing: false }); typingSent = 0; }, 3000);
+    });
+    $("question-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const input = $("question-input");
+      if (!input.value.trim()) return;
+      post("question.ask", input.value);
+      input.value = "";
+    });
+    $("rename-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const input = $("rename-input");
+      if (input.value.trim()) socket.send("participant.update", { nickname: input.value });
+      input.value = "";
+    });
+    $("close-session").addEventListener("click", () => {
+      if (confirm("Close this session for everyone?")) socket.send("session.close", {});
+    });
+
+    if (root.dataset.status === "closed") status("the host closed this session");
+    else if (signedIn || savedGuest()) connect();
+    else showJoin();
+  }
+
+  const root = $("session-room");
+  if (root) initRoom(root);
+  else initIndex();
+})();

@@ -1,0 +1,81 @@
+"""The session room page in headless Chromium: two guests join and chat."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.server import DaphneServer
+from tests.services import chromium_path
+
+pytestmark = pytest.mark.timeout(120)
+
+WAIT_MS = 15_000  # per expectation; a 2-core machine shared with other suites
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def test_two_browsers_join_a_session_and_see_each_others_messages(tmp_path):
+    executable = chromium_path()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with DaphneServer(tmp_path) as server:
+        host = server.create_user("presenter")
+        status, session = server.request(
+            "POST", "/api/sessions/", {"title": "Browser room"}, token=host["access"]
+        )
+        assert status == 201
+        room = server.url(f"/sessions/{session['code']}/")
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=executable, args=CHROMIUM_ARGS, timeout=WAIT_MS
+            )
+            try:
+                # Two contexts: two people, each with their own storage and token.
+                pages, errors = [], []
+                for nickname in ("Alice", "Bob"):
+                    page = browser.new_context().new_page()
+                    page.set_default_timeout(WAIT_MS)
+                    page.on("pageerror", lambda exc: errors.append(str(exc)))
+                    page.goto(room)
+                    page.fill("#nickname", nickname)
+                    page.click("#join-button")
+                    page.wait_for_selector("#room-panel", state="visible")
+                    pages.append(page)
+                alice, bob = pages
+                expect = sync_api.expect
+                expect(alice.locator("#online")).to_contain_text("Bob", timeout=WAIT_MS)
+                expect(bob.locator("#online")).to_contain_text("Alice", timeout=WAIT_MS)
+
+                alice.fill("#chat-input", "Hello from Alice")
+                alice.click("#chat-send")
+                bob_line = bob.locator("#messages li", has_text="Hello from Alice")
+                expect(bob_line).to_have_count(1, timeout=WAIT_MS)
+                expect(bob_line.locator(".nickname")).to_have_text("Alice")
+
+                bob.fill("#question-input", "Will there be slides?")
+                bob.click("#question-send")
+                question = alice.locator("#questions li", has_text="slides")
+                expect(question).to_have_count(1, timeout=WAIT_MS)
+                question.locator(".upvote").click()
+                expect(bob.locator("#questions .upvotes")).to_contain_text(
+                    "1", timeout=WAIT_MS
+                )
+
+                # A reload keeps the participant (token in localStorage) and the
+                # history comes back through the replay.
+                bob.reload()
+                expect(
+                    bob.locator("#messages li", has_text="Hello from Alice")
+                ).to_have_count(1, timeout=WAIT_MS)
+                assert bob.locator("#join-panel").is_hidden()
+                assert errors == []  # no script error on either page
+            finally:
+                browser.close()
+        status, body = server.request(
+            "GET", f"/api/sessions/{session['code']}/status/", token=host["access"]
+        )
+        assert body["total_participants"] == 3  # host + two guests, none duplicated
