@@ -1,16 +1,17 @@
-"""ArUco marker detection, pose estimation, annotation and JPEG encoding of frames."""
+"""ArUco marker detection, pose estimation and marker-to-marker transforms."""
 
 from __future__ import annotations
 
 import functools
 import math
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
+
+from camera.refine import refine_corners
 
 # Every name OpenCV exposes, both spellings of the AprilTag ones (16h5 and 16H5).
 DICTIONARIES: dict[str, int] = {
@@ -181,7 +182,7 @@ def _detector(dictionary: str) -> tuple[cv2.aruco.ArucoDetector, int]:
     # noise and JPEG: SUBPIX left a mean corner error of 0.33 px (cornerSubPix is
     # biased inward on blurred L-shaped corners, and its window is tiny on small
     # markers): 4-5 % distance errors and some flipped poses. CONTOUR: 0.7 px.
-    # _refine_corners fits lines to whole edges instead, 0.02-0.04 px, which keeps
+    # camera.refine fits lines to whole edges instead, 0.02-0.04 px, which keeps
     # rotations within a degree for a 30 px marker. So the detector only finds.
     params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_NONE
     aruco_dict = cv2.aruco.getPredefinedDictionary(DICTIONARIES[dictionary])
@@ -195,126 +196,6 @@ def _to_gray(image: np.ndarray) -> np.ndarray:
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-
-
-# Edge-fit corner refinement ------------------------------------------------------
-# Going outward across a marker edge, the only dark-to-bright step within about a
-# bit is black border -> white quiet zone. The coarse pass finds that step within
-# +-0.9 bit of the detector's edge (its corners can be 1-2 px off on small markers);
-# the fine pass takes the 50 % crossing between the border's and the quiet zone's
-# middles (+-0.5 bit), where neighbouring bits hardly reach through the blur. It
-# assumes the printed quiet zone is at least one bit wide, as generators make it.
-_REFINE_PASSES = ((True, 0.9), (False, 0.5))
-_EDGE_SAMPLES = 16  # profiles per edge
-_EDGE_MARGIN = 0.15  # fraction of the edge skipped at each end: the corners blur in
-_PROFILE_STEP_PX = 0.25
-_MIN_CONTRAST = 10.0  # grey levels between border and quiet zone to trust a profile
-_NEXT = np.array([1, 2, 3, 0])
-_PREVIOUS = np.array([3, 0, 1, 2])
-
-
-def _edge_points(
-    gray: np.ndarray, corners: np.ndarray, bits: int, reach: float, coarse: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sub-pixel points on each of the 4 edges (4 x S x 2) and which are valid."""
-    vectors = corners[_NEXT] - corners
-    lengths = np.linalg.norm(vectors, axis=1)
-    directions = vectors / lengths[:, None]
-    # Corners run clockwise on screen, so (dy, -dx) points out of the marker.
-    normals = np.stack([directions[:, 1], -directions[:, 0]], axis=1)
-    # The bit size across an edge is set by the two neighbouring edges; under
-    # perspective it differs from side to side.
-    bit_across = (lengths[_PREVIOUS] + lengths[_NEXT]) / (2 * bits)
-    half = reach * bit_across
-    steps = max(2, math.ceil(half.max() / _PROFILE_STEP_PX))
-    offsets = half[:, None] * (np.arange(-steps, steps + 1) / steps)[None, :]
-    along = np.linspace(_EDGE_MARGIN, 1 - _EDGE_MARGIN, _EDGE_SAMPLES)
-    bases = corners[:, None, :] + along[None, :, None] * vectors[:, None, :]
-    points = (
-        bases[:, :, None, :] + offsets[:, None, :, None] * normals[:, None, None, :]
-    )
-    maps = points.reshape(4 * _EDGE_SAMPLES, -1, 2).astype(np.float32)
-    profiles = cv2.remap(
-        gray, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
-    offsets = np.repeat(offsets, _EDGE_SAMPLES, axis=0)
-    rows = np.arange(len(profiles))
-    if coarse:
-        rises = np.diff(profiles, axis=1)
-        j = np.argmax(rises, axis=1)
-        position = (offsets[rows, j] + offsets[rows, j + 1]) / 2
-        valid = rises[rows, j] > _MIN_CONTRAST / 2
-    else:
-        dark, bright = profiles[:, 0], profiles[:, -1]
-        threshold = (dark + bright) / 2
-        j = np.argmax(profiles >= threshold[:, None], axis=1)
-        valid = (bright - dark > _MIN_CONTRAST) & (j > 0)
-        j = np.maximum(j, 1)
-        low, high = profiles[rows, j - 1], profiles[rows, j]
-        fraction = (threshold - low) / np.where(high > low, high - low, 1.0)
-        position = offsets[rows, j - 1] + fraction * (
-            offsets[rows, j] - offsets[rows, j - 1]
-        )
-    edges = bases.reshape(-1, 2) + position[:, None] * np.repeat(
-        normals, _EDGE_SAMPLES, axis=0
-    )
-    return edges.reshape(4, _EDGE_SAMPLES, 2), valid.reshape(4, _EDGE_SAMPLES)
-
-
-def _fit_lines(points: np.ndarray, valid: np.ndarray) -> np.ndarray | None:
-    """Lines (4 x 3, homogeneous) through each edge's points, or None if too few."""
-    lines = np.empty((4, 3))
-    for side in range(4):
-        chosen = points[side][valid[side]]
-        if len(chosen) < 4:
-            return None
-        # Huber rather than least squares: a scratch or a finger over part of an edge
-        # should not tilt the whole line.
-        dx, dy, x0, y0 = cv2.fitLine(
-            chosen.astype(np.float32), cv2.DIST_HUBER, 0, 0.01, 0.001
-        ).ravel()
-        lines[side] = (-dy, dx, dy * x0 - dx * y0)
-    return lines
-
-
-def _refine_corners(
-    gray: np.ndarray, corners: np.ndarray, bits: int, camera: CameraModel
-) -> np.ndarray:
-    """Corners as intersections of lines fitted to the 4 edges; detector's if unsure."""
-    distorted = any(camera.dist)
-    refined = corners
-    for coarse, reach in _REFINE_PASSES:
-        edges, valid = _edge_points(gray, refined, bits, reach, coarse)
-        if distorted:
-            # Edges are straight only once undistorted; fit there, map corners back.
-            edges = cv2.undistortPoints(
-                edges.reshape(-1, 1, 2),
-                camera.matrix(),
-                camera.dist_array(),
-                P=camera.matrix(),
-            ).reshape(4, _EDGE_SAMPLES, 2)
-        lines = _fit_lines(edges, valid)
-        if lines is None:
-            return corners
-        # Corner i joins edge i-1 and edge i; the cross product of two homogeneous
-        # lines is their intersection.
-        points = np.cross(lines[_PREVIOUS], lines)
-        if (np.abs(points[:, 2]) < 1e-3).any():  # (nearly) parallel edges
-            return corners
-        candidate = points[:, :2] / points[:, 2:]
-        if distorted:
-            normalized = (candidate - [camera.cx, camera.cy]) / [camera.fx, camera.fy]
-            rays = np.hstack([normalized, np.ones((4, 1))])
-            candidate = cv2.projectPoints(
-                rays, np.zeros(3), np.zeros(3), camera.matrix(), camera.dist_array()
-            )[0].reshape(4, 2)
-        refined = candidate
-    # Moving a corner by more than half a bit (or 2 px) means an edge was mistaken
-    # (occlusion, image border, a neighbour): the detector's corner is then safer.
-    sides = np.linalg.norm(corners[_NEXT] - corners, axis=1)
-    if np.abs(refined - corners).max() > max(2.0, 0.5 * sides.min() / bits):
-        return corners
-    return refined
 
 
 def detect_markers(
@@ -338,7 +219,7 @@ def detect_markers(
     for marker_corners, marker_id in zip(corners, ids.ravel(), strict=True):
         image_points = marker_corners.reshape(4, 2).astype(np.float64)
         if detector_config.refine_corners:
-            image_points = _refine_corners(gray_f, image_points, bits, camera)
+            image_points = refine_corners(gray_f, image_points, bits, camera)
         ok, rvec, tvec = cv2.solvePnP(
             object_points,
             image_points,
@@ -400,114 +281,3 @@ def pairwise_transforms(markers: Sequence[MarkerPose]) -> list[dict[str, Any]]:
                 {"from": a, "to": b, "rvec": _rounded(rvec), "tvec": _rounded(tvec)}
             )
     return transforms
-
-
-def annotate(
-    image: np.ndarray,
-    markers: Sequence[MarkerPose],
-    camera: CameraModel,
-    marker_length: float,
-) -> np.ndarray:
-    """A BGR copy of image with outlines, ids, axes and distances drawn on it."""
-    out = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
-    if not markers:
-        return out
-    corners = [m.corners.reshape(1, 4, 2).astype(np.float32) for m in markers]
-    ids = np.array([[m.id] for m in markers], dtype=np.int32)
-    cv2.aruco.drawDetectedMarkers(out, corners, ids)
-    camera_matrix = camera.matrix()
-    dist = camera.dist_array()
-    # Scale strokes and text with the frame: visible at 1080p, tidy at 320x240.
-    scale = max(out.shape[:2]) / 1280
-    thickness = max(1, round(4 * scale))
-    text_thickness = max(1, round(2 * scale))
-    for marker in markers:
-        cv2.drawFrameAxes(
-            out,
-            camera_matrix,
-            dist,
-            marker.rvec,
-            marker.tvec,
-            marker_length * 0.75,
-            thickness,
-        )
-        x, y = marker.corners[2]
-        cv2.putText(
-            out,
-            f"{marker.distance_m:.2f} m",
-            (int(x) + 4, int(y) + round(28 * scale)),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            scale,
-            (255, 0, 255),
-            text_thickness,
-            cv2.LINE_AA,
-        )
-    return out
-
-
-def encode_jpeg(image: np.ndarray, quality: int = 80) -> bytes:
-    """JPEG bytes of a BGR or grey image; quality is 1..100."""
-    if not 1 <= quality <= 100:
-        raise ValueError("JPEG quality must be between 1 and 100")
-    ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise ValueError("OpenCV could not encode this image as JPEG")
-    return buffer.tobytes()
-
-
-@dataclass(slots=True)
-class FrameResult:
-    """Everything one processed frame yields: JPEGs per kind, poses and timings."""
-
-    jpeg: dict[str, bytes]
-    markers: list[MarkerPose]
-    transforms: list[dict[str, Any]]
-    detect_ms: float
-    # Includes drawing the annotated overlay, the only other per-kind cost.
-    encode_ms: float
-    width: int
-    height: int
-
-    def poses_payload(self, seq: int, captured_at: float | str) -> dict[str, Any]:
-        """The `poses` payload of PROTOCOL 8; captured_at is passed through as given."""
-        return {
-            "seq": seq,
-            "captured_at": captured_at,
-            "markers": [m.to_json() for m in self.markers],
-            "transforms": self.transforms,
-        }
-
-
-def process_frame(
-    image: np.ndarray,
-    *,
-    config: DetectorConfig,
-    kinds: Sequence[str] = KINDS,
-    quality: int = 80,
-) -> FrameResult:
-    """Detect markers once, then draw and encode each requested kind exactly once."""
-    unknown = [kind for kind in kinds if kind not in KINDS]
-    if unknown:
-        raise ValueError(f"unknown frame kinds {unknown}; accepted: {', '.join(KINDS)}")
-    started = time.perf_counter()
-    markers = detect_markers(image, detector_config=config)
-    transforms = pairwise_transforms(markers)
-    detected = time.perf_counter()
-    jpeg: dict[str, bytes] = {}
-    for kind in dict.fromkeys(kinds):
-        if kind == "raw":
-            jpeg[kind] = encode_jpeg(image, quality)
-        else:
-            drawn = annotate(image, markers, config.camera, config.marker_length_m)
-            jpeg[kind] = encode_jpeg(drawn, quality)
-    encoded = time.perf_counter()
-    height, width = image.shape[:2]
-    return FrameResult(
-        jpeg=jpeg,
-        markers=markers,
-        transforms=transforms,
-        detect_ms=(detected - started) * 1000.0,
-        encode_ms=(encoded - detected) * 1000.0,
-        width=width,
-        height=height,
-    )

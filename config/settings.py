@@ -215,6 +215,9 @@ SESSION_HISTORY_PAGE_SIZE = env_number("SESSION_HISTORY_PAGE_SIZE", 100, minimum
 
 STREAM_MAX_IN_FLIGHT = env_number("STREAM_MAX_IN_FLIGHT", 2, minimum=1)
 STREAM_ACK_TIMEOUT = env_number("STREAM_ACK_TIMEOUT", 10, minimum=0.1, integer=False)
+CAMERA_LIVE_INTERVAL = env_number("CAMERA_LIVE_INTERVAL", 0.2, minimum=0, integer=False)
+CAMERA_LIVE_TTL = env_number("CAMERA_LIVE_TTL", 600, minimum=1)
+CAMERA_MAX_FRAME_BYTES = env_number("CAMERA_MAX_FRAME_BYTES", 1_000_000, minimum=1024)
 
 # ---------------------------------------------------------------------------- i18n
 LANGUAGE_CODE = "en-us"

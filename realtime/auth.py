@@ -10,6 +10,7 @@ Tokens are never logged.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs
@@ -47,6 +48,16 @@ class AuthResult:
 
 
 MISSING = AuthResult("missing", reason="no credential")
+
+# Socket paths whose consumer checks a credential of its own (a camera's publish
+# token): the middleware neither validates nor logs it there, and hands it over as
+# ``scope["credential"]``.
+_own_credential_paths: list[re.Pattern[str]] = []
+
+
+def route_checks_own_credential(pattern: str) -> None:
+    """Mark socket paths (a regex on ``scope["path"]``) that authenticate themselves."""
+    _own_credential_paths.append(re.compile(pattern))
 
 
 def _invalid(method: str, reason: str) -> AuthResult:
@@ -129,7 +140,14 @@ class RealtimeAuthMiddleware(BaseMiddleware):
 
     async def __call__(self, scope, receive, send):
         scope = dict(scope)
-        if scope.get("type") == "websocket":
+        path = scope.get("path", "")
+        if scope.get("type") == "websocket" and any(
+            pattern.match(path) for pattern in _own_credential_paths
+        ):
+            scope["credential"] = extract_credential(scope)
+            scope["auth"] = MISSING
+            scope["user"] = AnonymousUser()
+        elif scope.get("type") == "websocket":
             result = await database_sync_to_async(authenticate_sync)(scope)
             if result.status == "invalid":
                 logger.info(

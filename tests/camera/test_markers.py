@@ -9,19 +9,17 @@ import cv2
 import numpy as np
 import pytest
 
-from camera import markers
+from camera import pipeline
 from camera.markers import (
     CameraModel,
     DetectorConfig,
     MarkerPose,
-    annotate,
     detect_markers,
-    encode_jpeg,
     pairwise_transforms,
-    process_frame,
     relative_pose,
 )
-from camera.sources import SyntheticScene
+from camera.pipeline import annotate, encode_jpeg, process_frame
+from camera.synthetic import SyntheticScene
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -212,13 +210,13 @@ def test_process_frame_encodes_each_kind_once(monkeypatch) -> None:
     scene = SyntheticScene(WIDTH, HEIGHT)
     image, truth = scene.render(40)
     calls: list[tuple[int, ...]] = []
-    real_encode = markers.encode_jpeg
+    real_encode = pipeline.encode_jpeg
 
     def counting_encode(frame: np.ndarray, quality: int = 80) -> bytes:
         calls.append(frame.shape)
         return real_encode(frame, quality)
 
-    monkeypatch.setattr(markers, "encode_jpeg", counting_encode)
+    monkeypatch.setattr(pipeline, "encode_jpeg", counting_encode)
 
     result = process_frame(image, config=scene.config)
 

@@ -11,12 +11,8 @@ import pytest
 
 from camera import sources
 from camera.markers import CameraModel, DetectorConfig
-from camera.sources import (
-    SourceDropped,
-    SourceError,
-    SyntheticScene,
-    open_source,
-)
+from camera.sources import SourceDropped, SourceError, open_source
+from camera.synthetic import SyntheticScene
 
 pytestmark = pytest.mark.timeout(60)
 

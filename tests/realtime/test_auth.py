@@ -148,3 +148,44 @@ def test_an_empty_query_credential_is_invalid_not_missing():
     assert extract_credential(scope("token=")) == ("token", "")
     assert authenticate_sync(scope("token=")).status == "invalid"
     assert authenticate_sync(scope("ticket=")).status == "invalid"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_routes_with_their_own_credential_are_not_checked_or_logged(caplog):
+    import logging
+
+    from realtime.auth import RealtimeAuthMiddleware, route_checks_own_credential
+
+    route_checks_own_credential(r"^/ws/own/[^/]+/$")
+    seen = {}
+
+    async def inner(scope, receive, send):
+        seen.update(scope)
+
+    caplog.set_level(logging.INFO, logger="realtime")
+    middleware = RealtimeAuthMiddleware(inner)
+    await middleware(
+        {
+            "type": "websocket",
+            "path": "/ws/own/x/",
+            "query_string": b"token=pt-123",
+            "headers": [],
+        },
+        None,
+        None,
+    )
+    assert seen["credential"] == ("token", "pt-123")
+    assert seen["auth"].status == "missing" and not seen["user"].is_authenticated
+    assert "refused" not in caplog.text
+    await middleware(
+        {
+            "type": "websocket",
+            "path": "/ws/echo/",
+            "query_string": b"token=pt-123",
+            "headers": [],
+        },
+        None,
+        None,
+    )
+    assert seen["auth"].status == "invalid"
+    assert "socket credential refused" in caplog.text
