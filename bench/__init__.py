@@ -1,0 +1,1 @@
+"""Benchmark harness: load generator, comparison servers, orchestrator (README.md)."""

@@ -1,0 +1,1 @@
+"""Comparison servers: the seed's FastAPI design and a trivial raw fan-out server."""

@@ -1,0 +1,1 @@
+"""Load generator: raw asyncio WebSocket clients spread over worker processes."""

@@ -1,0 +1,1 @@
+"""Minimal Django Channels project: AsyncWebsocketConsumer + group_send (naive)."""

@@ -1,0 +1,3 @@
+"""No HTTP views: the project only serves WebSockets."""
+
+urlpatterns: list = []

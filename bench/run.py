@@ -1,0 +1,295 @@
+"""Orchestrator: start each server, run the workloads, print and save the results.
+
+.venv/bin/python -m bench.run --quick --targets baseline,naive_channels
+.venv/bin/python -m bench.run                      # full run, every target and workload
+.venv/bin/python -m bench.run --targets trivial --workloads W1 --window 16  # ceiling
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+if __package__ in (None, ""):  # `python bench/run.py` works too
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.report import table
+from bench.targets import load
+from bench.targets.base import PY, ROOT, Target
+
+RESULTS = ROOT / "bench" / "results"
+ALL_WORKLOADS = ["W1", "W2", "W3", "W4"]
+DEFAULT_TARGETS = ["baseline", "naive_channels", "ours"]
+QUIET_PCT = 25.0  # --quiet-wait: "quiet" is under a quarter of one core busy
+
+FULL = {
+    "W1": {
+        "ns": [100, 1000],
+        "rate": 2.0,
+        "fixed_s": 10.0,
+        "sat_s": 10.0,
+        "window": 4,
+        "concurrency": 100,
+    },
+    "W2": {"n": 2000, "concurrency": 100, "settle_s": 1.5},
+    "W3": {"n": 50, "duration_s": 10.0, "concurrency": 50},
+    "W4": {
+        "viewers": 20,
+        "fps": 30.0,
+        "frame_bytes": 50_000,
+        "measure_s": 10.0,
+        "stall_s": 60,
+        "concurrency": 20,
+    },
+}
+QUICK = {
+    "W1": {**FULL["W1"], "ns": [100, 1000], "fixed_s": 3.0, "sat_s": 3.0},
+    "W2": {**FULL["W2"], "n": 500, "settle_s": 1.0},
+    "W3": {**FULL["W3"], "n": 20, "duration_s": 3.0},
+    "W4": {**FULL["W4"], "viewers": 10, "measure_s": 3.0, "stall_s": 5},
+}
+
+
+def build_spec(target: Target, workload: str, p: dict) -> dict:
+    """Ask the target for rooms or streams; describe the workload for the loadgen."""
+    if workload == "W1":
+        cases = []
+        for n in p["ns"]:
+            room = target.session_room(n)
+            cases.append({"urls": room.urls, "sender_url": room.sender_url})
+        return {"cases": cases, "params": p}
+    if workload == "W2":
+        return {
+            "warm_urls": target.session_room(10).urls,
+            "urls": target.session_room(p["n"]).urls,
+            "params": p,
+        }
+    if workload == "W3":
+        return {"urls": target.session_room(p["n"]).urls, "params": p}
+    s = target.stream(p["viewers"])
+    return {
+        "publish_url": s.publish_url,
+        "viewer_urls": s.viewer_urls,
+        "stall_url": s.stall_url,
+        "wait_first": s.wait_first,
+        "params": p,
+    }
+
+
+def budget(workload: str, p: dict) -> float:
+    """Generous upper bound, in seconds, for one load-generator run."""
+    if workload == "W1":
+        return 60 + len(p["ns"]) * (p["fixed_s"] + p["sat_s"] + 120)
+    if workload == "W2":
+        return 240
+    if workload == "W3":
+        return 90 + p["duration_s"]
+    return 90 + p["measure_s"] + p["stall_s"] * 1.5
+
+
+def run_loadgen(spec: dict, cpus: set[int] | None, tag: str) -> dict:
+    """Run `python -m bench.loadgen` as its own process group, killed if it overruns."""
+    tmp = RESULTS / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    spec_path, out_path = tmp / f"spec-{tag}.json", tmp / f"out-{tag}.json"
+    spec_path.write_text(json.dumps(spec))
+    out_path.unlink(missing_ok=True)
+    cmd = [PY, "-m", "bench.loadgen", "--spec", str(spec_path), "--out", str(out_path)]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    if cpus:
+        os.sched_setaffinity(proc.pid, cpus)
+    try:
+        proc.wait(spec["deadline_s"] + 30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        return {
+            "error": f"load generator overran {spec['deadline_s'] + 30:.0f} s, killed"
+        }
+    if not out_path.exists():
+        return {
+            "error": f"load generator exited with {proc.returncode} and wrote nothing"
+        }
+    return json.loads(out_path.read_text())
+
+
+class StartFailed(RuntimeError):
+    """The server did not start: the target's remaining workloads are skipped."""
+
+
+def run_one(target: Target, workload: str, p: dict, args, cpus: tuple) -> dict:
+    """Fresh server, set up, load, stop; a failed setup skips only this workload."""
+    t0 = time.monotonic()
+    log = RESULTS / "logs" / f"{target.name}-{workload}.log"
+    try:
+        target.start(log, cpus=cpus[0])
+    except Exception as exc:
+        raise StartFailed(f"{type(exc).__name__}: {exc}") from exc
+    try:
+        spec = build_spec(target, workload, p)
+        print(f"  setup {time.monotonic() - t0:.0f} s", flush=True)
+    except Exception as exc:
+        target.stop()
+        why = f"setup failed: {type(exc).__name__}: {exc}"
+        print(f"SKIP {target.name} {workload}: {why}", flush=True)
+        return {"skipped": why}
+    try:
+        spec.update(
+            workload=workload,
+            server_pid=target.pid,
+            workers=args.client_procs,
+            deadline_s=budget(workload, p),
+        )
+        res = run_loadgen(spec, cpus[1], f"{target.name}-{workload}")
+    finally:
+        target.stop()
+    print(f"  {target.name} {workload}: {time.monotonic() - t0:.0f} s", flush=True)
+    return res
+
+
+def wait_quiet(max_s: float, threshold: float) -> float:
+    """Wait up to max_s for the machine to go below threshold % busy (100 = a core)."""
+    t0 = time.monotonic()
+    busy = sum(psutil.cpu_percent(interval=1.0, percpu=True))
+    while busy > threshold and time.monotonic() - t0 < max_s:
+        busy = sum(psutil.cpu_percent(interval=1.0, percpu=True))
+    return round(busy, 1)
+
+
+def cpu_plan(pin: bool) -> tuple[set[int] | None, set[int] | None]:
+    """Server on the first allowed core, load generator on the others (if any)."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if not pin or len(allowed) < 2:
+        return None, None
+    return {allowed[0]}, set(allowed[1:])
+
+
+def run_target(name: str, workloads: list[str], cfg: dict, args, cpus) -> dict:
+    """Every workload on one target; {workload: result, or {"skipped": why}}."""
+    try:
+        target = load(name)
+        target.prepare()
+    except Exception as exc:
+        print(f"SKIP {name}: {exc}", flush=True)
+        return {w: {"skipped": f"setup failed: {exc}"} for w in workloads}
+    out: dict = {}
+    broken = None
+    for w in workloads:
+        if broken:
+            out[w] = {"skipped": broken}
+            continue
+        if w not in target.workloads:
+            out[w] = {"skipped": "workload not supported by this target"}
+            continue
+        busy = wait_quiet(args.quiet_wait, QUIET_PCT) if args.quiet_wait else None
+        note = f" (machine {busy}% busy before)" if busy is not None else ""
+        print(f"{name} {w} ...{note}", flush=True)
+        try:
+            out[w] = run_one(target, w, cfg[w], args, cpus)
+            out[w]["machine_busy_before_pct"] = busy
+        except StartFailed as exc:
+            broken = f"server did not start: {exc}"
+            print(f"SKIP {name}: {broken}", flush=True)
+            out[w] = {"skipped": broken}
+    target.finish()
+    return out
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line flags."""
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="short durations and smaller N (smoke run, < 2 min)",
+    )
+    ap.add_argument(
+        "--targets",
+        default=",".join(DEFAULT_TARGETS),
+        help="baseline,naive_channels,ours,trivial",
+    )
+    ap.add_argument("--workloads", default=",".join(ALL_WORKLOADS), help="W1,W2,W3,W4")
+    ap.add_argument(
+        "--client-procs",
+        type=int,
+        default=2,
+        help="load-generator worker processes (default 2)",
+    )
+    ap.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="do not pin server and load generator to cores",
+    )
+    ap.add_argument("--window", type=int, help="W1 saturation: messages in flight (4)")
+    ap.add_argument(
+        "--stall-seconds",
+        type=int,
+        help="W4 stalled-viewer phase length (default 60, quick 5)",
+    )
+    ap.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="before each workload wait up to S s for other processes to go quiet",
+    )
+    ap.add_argument("--out", type=Path, default=RESULTS / "latest.json")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the requested targets × workloads and write the results JSON."""
+    args = parse_args(argv)
+    cfg = json.loads(json.dumps(QUICK if args.quick else FULL))
+    if args.window:
+        cfg["W1"]["window"] = args.window
+    if args.stall_seconds is not None:
+        cfg["W4"]["stall_s"] = args.stall_seconds
+    targets = [t for t in args.targets.split(",") if t]
+    workloads = [w for w in args.workloads.upper().split(",") if w]
+    cpus = cpu_plan(args.pin)
+    print(
+        f"server cpus {cpus[0] or 'any'}, load generator cpus {cpus[1] or 'any'}, "
+        f"{args.client_procs} procs"
+    )
+    results: dict = {w: {} for w in workloads}
+    started = time.monotonic()
+    for name in targets:
+        for w, res in run_target(name, workloads, cfg, args, cpus).items():
+            results[w][name] = res
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1))
+    meta = {
+        "argv": sys.argv,
+        "quick": args.quick,
+        "config": {w: cfg[w] for w in workloads},
+        "cpus": {"server": sorted(cpus[0] or []), "loadgen": sorted(cpus[1] or [])},
+        "client_procs": args.client_procs,
+        "seconds": round(time.monotonic() - started, 1),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    args.out.with_suffix(".meta.json").write_text(json.dumps(meta, indent=1))
+    print()
+    print(table(results))
+    print(f"wrote {args.out} in {meta['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

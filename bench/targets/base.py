@@ -1,0 +1,180 @@
+"""Target abstraction: start a server, get N connection URLs, supported workloads."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PY = sys.executable
+HOST = "127.0.0.1"
+
+
+class TargetUnavailable(RuntimeError):
+    """The target cannot be set up; the harness skips it and prints this message."""
+
+
+@dataclass
+class Room:
+    """A live session: a URL per subscriber (distinct participants) and the sender's."""
+
+    urls: list[str]
+    sender_url: str
+
+
+@dataclass
+class Stream:
+    """A camera stream: the ingest URL, a URL per viewer, the stalled viewer's."""
+
+    publish_url: str
+    viewer_urls: list[str]
+    stall_url: str
+    wait_first: bool = (
+        True  # viewers wait for a first message (stream.info) before counting
+    )
+
+
+def free_port() -> int:
+    """Ask the kernel for a free loopback port."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+class Target:
+    """Base class: adapters give `command` and URL builders; lifecycle lives here."""
+
+    name = "target"
+    workloads: frozenset[str] = frozenset({"W1", "W2", "W3", "W4"})
+    unset_env: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+
+    # ---- what an adapter provides ----------------------------------------------
+    def prepare(self) -> None:
+        """One-time setup before the first start; raise TargetUnavailable to skip."""
+
+    def command(self, port: int) -> list[str]:
+        """The server command line, listening on 127.0.0.1:port."""
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str]:
+        """Extra environment variables for the server process."""
+        return {}
+
+    def ready(self) -> None:
+        """Called once the port accepts connections (log in, warm up...)."""
+
+    def finish(self) -> None:
+        """Called once after the target's last workload (clean up files...)."""
+
+    def session_room(self, n: int) -> Room:
+        """Create a live session with n subscribers plus one sender."""
+        raise NotImplementedError
+
+    def stream(self, n_viewers: int) -> Stream:
+        """Create a camera stream with n_viewers viewers plus a stalled one."""
+        raise NotImplementedError
+
+    # ---- lifecycle ---------------------------------------------------------------
+    @property
+    def base_http(self) -> str:
+        """http://127.0.0.1:port"""
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def base_ws(self) -> str:
+        """ws://127.0.0.1:port"""
+        return f"ws://{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The server's pid while it runs."""
+        return self.proc.pid if self.proc else None
+
+    def start(
+        self, log_path: Path, cpus: set[int] | None = None, timeout: float = 60.0
+    ) -> None:
+        """Start on a free loopback port, optionally pinned to cpus; wait for listen."""
+        self.port = free_port()
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "PYTHONUNBUFFERED": "1",
+            **self.env(),
+        }
+        for key in self.unset_env:
+            env.pop(key, None)
+        with open(log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                self.command(self.port),
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        if cpus:
+            os.sched_setaffinity(self.proc.pid, cpus)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-800:]
+                raise TargetUnavailable(
+                    f"{self.name} exited with {self.proc.returncode}: {tail}"
+                )
+            try:
+                socket.create_connection((HOST, self.port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            self.stop()
+            raise TargetUnavailable(
+                f"{self.name} did not listen within {timeout:.0f} s"
+            )
+        self.ready()
+
+    def stop(self) -> None:
+        """SIGTERM the server's process group, SIGKILL after 5 s."""
+        if not self.proc:
+            return
+        for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            if self.proc.poll() is not None:
+                break
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(wait)
+            except subprocess.TimeoutExpired:
+                continue
+        self.proc = None
+
+
+class OpenTarget(Target):
+    """A server without authentication: participants are named in the query string."""
+
+    def session_room(self, n: int) -> Room:
+        """URLs of a fresh room: `?participant_id=p<i>&nickname=guest<i>`."""
+        code = uuid.uuid4().hex[:8]
+        url = f"{self.base_ws}/ws/sessions/{code}/"
+        url += "?participant_id=p{0}&nickname=guest{0}"
+        return Room([url.format(i) for i in range(n)], url.format("sender"))
+
+    def stream(self, n_viewers: int) -> Stream:
+        """URLs of a fresh stream."""
+        sid = uuid.uuid4().hex[:8]
+        viewer = f"{self.base_ws}/ws/streams/{sid}/"
+        return Stream(f"{viewer}publish/", [viewer] * n_viewers, viewer)

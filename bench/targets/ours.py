@@ -1,0 +1,166 @@
+"""Adapter for the project's own server ("ours"), set up through its REST flow.
+
+Status: runs against the current tree for W1-W4. It relies on PROTOCOL.md §3, §5, §8,
+§9 and on these names, which may move: config.asgi:application, the EnvelopeConsumer
+`throttles` class attribute, and camera.models.Stream(slug, public, publish_token) in
+STREAM_SNIPPET. If any of them breaks, setup raises TargetUnavailable and the harness
+skips the workload (or the whole target), printing why.
+
+  prepare  migrate a throw-away SQLite file, create the staff user `bench` (manage.py)
+  start    daphne on config.asgi:application with its per-connection throttles raised
+           (see ASGI_APP), in-memory channel layer (REDIS_URL unset)
+  ready    POST /api/auth/token/ {"username","password"} → JWT "access"
+  rooms    POST /api/sessions/ {"title"} (Bearer JWT) → "code"; then per socket
+           POST /api/sessions/<code>/join/ {"nickname"} → {"participant_id","token"},
+           socket ws://127.0.0.1:<port>/ws/sessions/<code>/?token=<token>
+  streams  a public stream row (manage.py shell); viewers /ws/streams/<id>/?token=<JWT>,
+           camera /ws/streams/<id>/publish/?token=<the stream's publish token>
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .base import HOST, PY, ROOT, Room, Stream, Target, TargetUnavailable
+from .http import post_json
+
+MANAGE = ROOT / "manage.py"
+# The project's app with its per-connection throttles (ping 10/s, chat.send 100/10 s...)
+# raised so they never bind: the code path is the same, the benchmark measures capacity.
+# BENCH_OURS_ASGI=config.asgi:application measures the throttled server instead.
+ASGI_APP = os.environ.get("BENCH_OURS_ASGI", "bench.targets.ours:application")
+RAISED_LIMIT = 10**9
+USER, PASSWORD = "bench", "bench-password-0"
+USER_SNIPPET = (
+    "from django.contrib.auth import get_user_model as g; U=g(); "
+    f"u=U.objects.filter(username='{USER}').first() or U(username='{USER}'); "
+    f"u.is_staff=True; u.set_password('{PASSWORD}'); u.save()"
+)
+# Creates (or reuses) a public stream and prints its publish token.
+STREAM_SNIPPET = os.environ.get(
+    "BENCH_OURS_STREAM_SNIPPET",
+    "from camera.models import Stream as S; "
+    "s,_=S.objects.get_or_create(slug='{sid}', defaults={{'public': True}}); "
+    "s.public=True; s.save(); print(s.publish_token)",
+)
+
+
+def lift_throttles() -> None:
+    """Raise every envelope consumer's per-connection limits so that none binds."""
+    from realtime.consumers import EnvelopeConsumer
+
+    todo = [EnvelopeConsumer]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if "throttles" in vars(cls):
+            old = cls.throttles
+            cls.throttles = {t: (RAISED_LIMIT, w) for t, (_, w) in old.items()}
+
+
+_app = None
+
+
+async def application(scope, receive, send):
+    """config.asgi's application with throttles lifted, built on first use."""
+    global _app
+    if _app is None:
+        from config.asgi import application as app
+
+        lift_throttles()
+        _app = app
+    await _app(scope, receive, send)
+
+
+class Ours(Target):
+    """The project's server under daphne, one process, like `make run`."""
+
+    name = "ours"
+    unset_env = ("REDIS_URL",)  # in-memory channel layer, as in the other targets
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jwt = ""
+        self.db = Path(tempfile.gettempdir()) / f"bench-ours-{os.getpid()}.sqlite3"
+
+    def env(self) -> dict[str, str]:
+        """Throw-away database, production flags, join throttle lifted, quiet logs."""
+        return {
+            "DATABASE_URL": f"sqlite:///{self.db}",
+            "DEBUG": "0",
+            "SECRET_KEY": "bench-not-secret-" + "x" * 40,
+            "ALLOWED_HOSTS": f"{HOST},localhost",
+            "SESSION_JOIN_RATE": "1000000/min",
+            "LOG_LEVEL": "WARNING",
+        }
+
+    def _manage(self, *args: str, timeout: float = 180.0) -> str:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), **self.env()}
+        for key in self.unset_env:
+            env.pop(key, None)
+        try:
+            r = subprocess.run(
+                [PY, str(MANAGE), *args],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise TargetUnavailable(f"manage.py {args[0]} timed out") from exc
+        if r.returncode:
+            tail = (r.stderr or r.stdout)[-400:]
+            raise TargetUnavailable(f"manage.py {args[0]} failed: {tail}")
+        return r.stdout
+
+    def prepare(self) -> None:
+        """Migrate a fresh SQLite file and create the bench user."""
+        if not MANAGE.exists():
+            raise TargetUnavailable(f"{MANAGE} does not exist (no server yet)")
+        self.db.unlink(missing_ok=True)
+        self._manage("migrate", "--noinput")
+        self._manage("shell", "-c", USER_SNIPPET)
+
+    def command(self, port: int) -> list[str]:
+        """daphne, one process, no access log, same backlog as the other targets."""
+        endpoint = f"tcp:port={port}:interface={HOST}:backlog=2048"
+        return [PY, "-m", "daphne", "-v", "0", "-e", endpoint, ASGI_APP]
+
+    def ready(self) -> None:
+        """Log in as the bench user."""
+        body = {"username": USER, "password": PASSWORD}
+        self.jwt = post_json(f"{self.base_http}/api/auth/token/", body)["access"]
+
+    def session_room(self, n: int) -> Room:
+        """Create a session as the bench user, then join n + 1 guests through REST."""
+        title = {"title": f"bench {uuid.uuid4().hex[:6]}"}
+        code = post_json(f"{self.base_http}/api/sessions/", title, self.jwt)["code"]
+        join_url = f"{self.base_http}/api/sessions/{code}/join/"
+
+        def join(i: int) -> str:
+            token = post_json(join_url, {"nickname": f"guest{i}"})["token"]
+            return f"{self.base_ws}/ws/sessions/{code}/?token={token}"
+
+        with ThreadPoolExecutor(4) as ex:
+            urls = list(ex.map(join, range(n + 1)))
+        return Room(urls[:n], urls[n])
+
+    def stream(self, n_viewers: int) -> Stream:
+        """A public stream; viewers present the bench JWT, the camera its token."""
+        sid = f"bench{uuid.uuid4().hex[:6]}"
+        out = self._manage("shell", "-c", STREAM_SNIPPET.format(sid=sid)).split()
+        if not out:
+            raise TargetUnavailable("STREAM_SNIPPET printed no publish token")
+        viewer = f"{self.base_ws}/ws/streams/{sid}/?token={self.jwt}"
+        publish = f"{self.base_ws}/ws/streams/{sid}/publish/?token={out[-1]}"
+        return Stream(publish, [viewer] * n_viewers, viewer)
+
+    def finish(self) -> None:
+        """Delete the throw-away database."""
+        self.db.unlink(missing_ok=True)
