@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 
 from realtime import metrics
 from realtime.auth import MISSING, AuthResult, validate_refresh_token
-from realtime.broadcast import group_join, group_leave
+from realtime.broadcast import FANOUT_EVENT, group_join, group_leave
 from realtime.callbacks import CallbackRegistry, CallbackTimeout
 from realtime.heartbeat import Heartbeat, heartbeat_settings
 from realtime.presence import ALL, presence_leave, presence_set
@@ -406,6 +406,8 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         """The hub's direct delivery: the same events the layer would dispatch."""
         if self._held is not None:
             self._held.append(event)
+        elif event["type"] == FANOUT_EVENT:  # the hot path: no handler lookup
+            await self.realtime_fanout(event)
         else:
             await self.dispatch(event)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -139,9 +138,12 @@ class SessionConsumer(EnvelopeConsumer):
         self.enter_room(group, participant_payload(participant))
         self.present = True
 
-        # Presence is read here, on the event loop that owns it; rows in the db thread.
-        connections = session_connections(session_id=session.pk)
-        last_seq, online = await db(self._snapshot)(connections)
+        # Presence is read here, on the event loop that owns it (no rows are read).
+        online = session_online_participants(
+            session_id=session.pk,
+            connections=session_connections(session_id=session.pk),
+        )
+        last_seq = await db(session_last_seq)(session_id=session.pk)
         await self.send_frame(
             "session.welcome",
             {
@@ -194,14 +196,6 @@ class SessionConsumer(EnvelopeConsumer):
             )
         return int(raw), None
 
-    def _snapshot(self, connections: dict) -> tuple[int, list[dict[str, Any]]]:
-        return (
-            session_last_seq(session_id=self.session_id),
-            session_online_participants(
-                session_id=self.session_id, connections=connections
-            ),
-        )
-
     async def _replay(self, since: int, upto: int) -> None:
         after = since
         while after < upto:
@@ -235,6 +229,11 @@ class SessionConsumer(EnvelopeConsumer):
         seq = event.get("seq")
         if seq is None:
             await super().realtime_fanout(event)
+            return
+        if seq == self.last_seq_sent + 1 and not self._ahead and not self.closing:
+            # The common case, in order: no lock, no buffering, one socket write.
+            self.last_seq_sent = seq
+            await self.send_text(event["text"])
             return
         if self.closing or seq <= self.last_seq_sent:
             return  # already replayed or delivered
