@@ -88,7 +88,15 @@ try:
     DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=0)}
 except Exception as exc:  # dj-database-url raises several types for a bad URL
     raise ImproperlyConfigured(f"DATABASE_URL is not a valid URL: {exc}") from None
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # CONN_MAX_AGE stays 0 (Django's advice under ASGI); a pool makes the "close" after
+    # each database_sync_to_async call a return to the pool instead of a new TCP
+    # connection per query (https://docs.djangoproject.com/en/5.2/ref/databases/#connection-pool).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "pool",
+        {"min_size": 1, "max_size": env_number("DATABASE_POOL_SIZE", 10, minimum=1)},
+    )
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + a busy timeout: the database thread and admin requests write side by side.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
@@ -138,6 +146,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Throttles key on REMOTE_ADDR; with NUM_PROXIES unset DRF would trust a client's
+    # own X-Forwarded-For and anyone could reset their bucket. Behind one proxy: 1.
+    "NUM_PROXIES": env_number("NUM_PROXIES", 0, minimum=0),
     "DEFAULT_THROTTLE_RATES": {
         "session_join": env_str("SESSION_JOIN_RATE", "20/min"),
         "ticket": env_str("TICKET_RATE", "60/min"),
@@ -186,6 +197,7 @@ PRESENCE_TTL = env_number(
 REALTIME_MAX_TEXT_BYTES = env_number("REALTIME_MAX_TEXT_BYTES", 65536, minimum=64)
 REALTIME_MAX_VIOLATIONS = env_number("REALTIME_MAX_VIOLATIONS", 20, minimum=1)
 REALTIME_MAX_CONNECTIONS = env_number("REALTIME_MAX_CONNECTIONS", 10000, minimum=1)
+REALTIME_MAX_TASKS = env_number("REALTIME_MAX_TASKS", 32, minimum=1)
 TICKET_TTL = env_number("TICKET_TTL", 30, minimum=1)
 
 COPILOT_RATE_LIMIT = env_number("COPILOT_RATE_LIMIT", 10, minimum=1)

@@ -113,6 +113,7 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
 
     endpoint: ClassVar[str] = "base"
     auth_required: ClassVar[bool] = True
+    users_only: ClassVar[bool] = False  # True: scoped (guest) tokens are closed 4005
     accepts_binary: ClassVar[bool] = False
     messages: ClassVar[dict[str, type[BaseModel] | None]] = {}
     task_messages: ClassVar[frozenset[str]] = frozenset()
@@ -150,6 +151,7 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         self.violations: deque[float] = deque()
         self.max_text_bytes = int(settings.REALTIME_MAX_TEXT_BYTES)
         self.max_violations = int(settings.REALTIME_MAX_VIOLATIONS)
+        self.max_tasks = int(settings.REALTIME_MAX_TASKS)
         self.limiters = {
             type_: LocalRateLimiter(limit=limit, window=window)
             for type_, (limit, window) in self.throttles.items()
@@ -175,6 +177,9 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
             return
         if self.auth.status == "missing" and self.auth_required:
             await self.close_with(CloseCode.NO_CREDENTIAL)
+            return
+        if self.users_only and not self.user.is_authenticated:
+            await self.close_with(CloseCode.FORBIDDEN)
             return
         _open_connections += 1
         metrics.connections_open[self.endpoint] += 1
@@ -217,10 +222,16 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
             self.started = False
             _open_connections -= 1
             metrics.connections_open[self.endpoint] -= 1
+            try:
+                presence_leave(conn_id=self.conn_id, rooms=list(self.presence))
+            except Exception:  # Redis down: the TTL removes the entries instead
+                logger.exception("presence leave failed conn=%s", self.conn_id)
             for group in list(self.groups_joined):
-                await group_leave(group, self)
+                try:
+                    await group_leave(group, self)
+                except Exception:  # the rest of the cleanup must still run
+                    logger.exception("group leave failed conn=%s", self.conn_id)
             self.groups_joined.clear()
-            presence_leave(conn_id=self.conn_id, rooms=list(self.presence))
             try:
                 await self.on_disconnect(message.get("code"))
             except Exception:
@@ -305,6 +316,13 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
                     request_id=envelope.request_id,
                 )
                 return
+        if route.as_task and len(self.tasks) >= self.max_tasks:
+            # Every waiting handler holds a task (and maybe a callback): bounded.
+            await self.send_error(
+                RateLimited(f"too many {envelope.type} in progress", retry_after=1.0),
+                request_id=envelope.request_id,
+            )
+            return
         coro = getattr(self, route.handler)(payload, envelope)
         if route.as_task:
             self.spawn(coro, envelope.request_id)

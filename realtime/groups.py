@@ -8,6 +8,8 @@ _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 
 
 def _group(kind: str, ident: object) -> str:
+    if ident is None or isinstance(ident, bool):  # str(None) would pass the pattern
+        raise ValueError(f"invalid {kind} id for a group name: {ident!r}")
     text = str(ident)
     if not _ID_RE.match(text):
         raise ValueError(f"invalid {kind} id for a group name: {text!r}")

@@ -10,10 +10,13 @@ vanish once their presence TTL runs out.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 
 from django.conf import settings
+
+logger = logging.getLogger("realtime.heartbeat")
 
 
 def heartbeat_settings() -> dict[str, float]:
@@ -72,6 +75,9 @@ class Heartbeat:
                 continue
             self.missed = 0
             if self.on_beat is not None:
-                result = self.on_beat()
-                if result is not None:
-                    await result
+                try:
+                    result = self.on_beat()
+                    if result is not None:
+                        await result
+                except Exception:  # a Redis blip must not stop the heartbeat
+                    logger.warning("heartbeat refresh failed", exc_info=True)

@@ -394,3 +394,32 @@ async def test_too_many_connections_closes_4013(token, settings):
     assert await closed_with(second) == 4013
     await second.disconnect()
     await first.disconnect()
+
+
+async def test_guest_tokens_are_refused_on_users_only_endpoints():
+    from realtime.tokens import scoped_token_issue
+
+    guest = scoped_token_issue(
+        {"kind": "participant", "pid": 1, "session": "X"}, ttl=60
+    )
+    comm = communicator("/ws/echo/", token=guest)
+    await comm.connect()
+    assert await closed_with(comm) == 4005
+    await comm.disconnect()
+
+
+async def test_waiting_handlers_are_capped_per_connection(token, settings):
+    settings.REALTIME_MAX_TASKS = 4  # the heartbeat and expiry watch hold two
+    comm = await open_echo(token)
+    for i in range(3):
+        await send(
+            comm, "echo.ask", {"question": f"q{i}", "timeout": 5}, request_id=f"a{i}"
+        )
+    await recv_type(comm, "echo.question")
+    await recv_type(comm, "echo.question")
+    refused = await error_of(comm)
+    assert refused["payload"]["code"] == "RATE_LIMITED"
+    assert (
+        refused["request_id"] == "a2" and "in progress" in refused["payload"]["message"]
+    )
+    await comm.disconnect()

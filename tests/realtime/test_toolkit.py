@@ -174,7 +174,7 @@ def test_group_names():
     assert session_group(12) == "session.12"
     assert user_group("7") == "user.7"
     assert stream_group("lab-cam_1") == "stream.lab-cam_1"
-    for bad in ("", "a b", "x" * 81, "é", "a.b"):
+    for bad in ("", "a b", "x" * 81, "é", "a.b", None, True):
         with pytest.raises(ValueError):
             session_group(bad)
 

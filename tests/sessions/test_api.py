@@ -243,3 +243,21 @@ def test_pages(client, session):
 def test_index_offers_signed_in_users_to_open_a_session(client, host):
     client.force_login(host)
     assert b"create-form" in client.get("/sessions/").content
+
+
+def test_a_forged_forwarded_for_does_not_reset_the_join_throttle(session):
+    rate = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["session_join"]
+    allowed = int(rate.split("/")[0])
+    client = APIClient()
+    for i in range(allowed):
+        client.post(
+            f"/api/sessions/{session.code}/join/",
+            {"nickname": "g"},
+            HTTP_X_FORWARDED_FOR=f"198.51.100.{i}",
+        )
+    reply = client.post(
+        f"/api/sessions/{session.code}/join/",
+        {"nickname": "g"},
+        HTTP_X_FORWARDED_FOR="203.0.113.77",
+    )
+    assert reply.status_code == 429
