@@ -6,9 +6,8 @@ delivery mechanism can change here without touching them: by default the per-pro
 hub (``realtime.hub``); with ``REALTIME_FANOUT=layer`` the plain channel-layer path,
 kept so that tests and benchmarks can compare the two.
 
-Sockets also stay members of the channel layer's group of the same name, so that a
-process that only has the channel layer (a worker publishing camera frames over Redis)
-still reaches them with its own event types.
+Processes without sockets (the camera worker) publish through this same door: with
+Redis their hub relays each event once to every server process.
 """
 
 from __future__ import annotations
@@ -70,9 +69,11 @@ async def publish_event(group: str, event: dict[str, Any]) -> None:
 
 async def group_join(group: str, member: Member) -> None:
     await get_hub().join(group, member)
-    await get_channel_layer().group_add(group, member.channel_name)
+    if fanout_mode() == "layer":  # the hub does not read layer membership
+        await get_channel_layer().group_add(group, member.channel_name)
 
 
 async def group_leave(group: str, member: Member) -> None:
     await get_hub().leave(group, member)
-    await get_channel_layer().group_discard(group, member.channel_name)
+    if fanout_mode() == "layer":
+        await get_channel_layer().group_discard(group, member.channel_name)

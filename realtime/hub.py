@@ -49,11 +49,23 @@ class Hub:
 
     async def join(self, group: str, member: Member) -> None:
         members = self.groups.get(group)
-        if members is None:
-            members = self.groups[group] = {}
-            if self.relay is not None:
+        if members is not None:
+            members[member.channel_name] = member
+            return
+        # The member goes in before the await, so a concurrent leave of another
+        # member cannot delete the group (and unsubscribe) under us.
+        self.groups[group] = {member.channel_name: member}
+        if self.relay is not None:
+            try:
                 await self.relay.subscribe(group)
-        members[member.channel_name] = member
+            except Exception:
+                # Not subscribed: undo, so the next join tries again (never deaf).
+                members = self.groups.get(group)
+                if members is not None:
+                    members.pop(member.channel_name, None)
+                    if not members:
+                        del self.groups[group]
+                raise
 
     async def leave(self, group: str, member: Member) -> None:
         members = self.groups.get(group)
@@ -66,9 +78,9 @@ class Hub:
 
     async def publish(self, group: str, event: dict[str, Any]) -> None:
         """Deliver ``event`` to every socket of ``group``, here and in every process."""
-        await self.deliver_local(group, event)
-        if self.relay is not None:
+        if self.relay is not None:  # first, so other processes do not wait for ours
             await self.relay.publish(group, event)
+        await self.deliver_local(group, event)
 
     async def deliver_local(self, group: str, event: dict[str, Any]) -> None:
         """Hand the one shared ``event`` (never copied or mutated) to each member."""
@@ -138,14 +150,19 @@ class RedisRelay:
                 await self._resubscribe()
                 continue
             if message is None or message.get("type") != "message":
+                if not self.hub.groups:  # nothing subscribed: nothing to read
+                    await asyncio.sleep(0.5)
                 continue
-            data = msgpack.unpackb(message["data"], raw=False)
-            if data["o"] == self.hub.origin:
-                continue  # delivered locally when it was published
-            channel = message["channel"]
-            if isinstance(channel, bytes):
-                channel = channel.decode()
-            await self.hub.deliver_local(channel[len(self.prefix) :], data["e"])
+            try:
+                data = msgpack.unpackb(message["data"], raw=False)
+                if data["o"] == self.hub.origin:
+                    continue  # delivered locally when it was published
+                channel = message["channel"]
+                if isinstance(channel, bytes):
+                    channel = channel.decode()
+                await self.hub.deliver_local(channel[len(self.prefix) :], data["e"])
+            except Exception:  # one bad message must not kill the listener
+                logger.exception("hub relay could not deliver a message")
 
     async def _lost(self) -> None:
         """Messages may be gone: make every affected client resync (4012)."""

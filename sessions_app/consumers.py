@@ -238,8 +238,11 @@ class SessionConsumer(EnvelopeConsumer):
         if self.closing or seq <= self.last_seq_sent:
             return  # already replayed or delivered
         self._ahead.setdefault(seq, event["text"])
-        async with self._seq_lock:
-            await self._flush()
+        if self._seq_lock.locked():
+            # A gap fill is reading the database: it flushes this when it is done.
+            # Never wait here: the hub delivers to every receiver in turn.
+            return
+        await self._flush()
         if self._ahead and (self._gap_task is None or self._gap_task.done()):
             self._gap_task = self.spawn(self._fill_gap())
 

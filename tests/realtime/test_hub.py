@@ -200,3 +200,44 @@ async def test_publish_event_reaches_the_typed_handler_and_refuses_websocket_typ
     with pytest.raises(ValueError):
         await publish_event(session_group("toolkit"), {"type": "websocket.send"})
     await comm.disconnect()
+
+
+async def test_a_failed_subscribe_leaves_no_deaf_group():
+    hub = Hub(redis_url(), f"t{id(object())}")
+    try:
+        calls = []
+
+        async def broken(group):
+            calls.append(group)
+            raise ConnectionError("redis busy")
+
+        real = hub.relay.subscribe
+        hub.relay.subscribe = broken
+        with pytest.raises(ConnectionError):
+            await hub.join("session.5", Recorder("a"))
+        assert "session.5" not in hub.groups
+        hub.relay.subscribe = real
+        await hub.join("session.5", Recorder("b"))  # tries again, and works
+        assert hub.local_count("session.5") == 1 and calls == ["session.5"]
+    finally:
+        await hub.close()
+
+
+async def test_a_malformed_relay_message_does_not_kill_the_listener():
+    import redis.asyncio as aioredis
+
+    url, prefix = redis_url(), f"t{id(object())}"
+    a, b = Hub(url, prefix), Hub(url, prefix)
+    raw = aioredis.Redis.from_url(url)
+    try:
+        there = Recorder("t")
+        await b.join("session.6", there)
+        await asyncio.sleep(0.1)
+        await raw.publish(f"{prefix}:hub:session.6", b"\xc1 not msgpack")
+        await a.publish("session.6", {"type": "realtime.fanout", "text": "after"})
+        await wait_for(there, 1)
+        assert there.events == [{"type": "realtime.fanout", "text": "after"}]
+    finally:
+        await raw.aclose()
+        await a.close()
+        await b.close()
