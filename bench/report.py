@@ -27,9 +27,11 @@ HEADLINE = {
 RATIOS = [
     ("ours", "baseline"),
     ("ours", "naive_channels"),
+    ("ours_uvicorn", "baseline"),
+    ("ours_uvicorn", "ours"),
     ("naive_channels", "baseline"),
 ]
-SHORT = {"naive_channels": "naive", "baseline": "base"}
+SHORT = {"naive_channels": "naive", "baseline": "base", "ours_uvicorn": "ours_uv"}
 
 
 def flatten(obj, prefix: str = "") -> dict[str, float]:

@@ -10,6 +10,7 @@ TARGETS = {
     "baseline": "bench.targets.baseline:Baseline",
     "naive_channels": "bench.targets.naive_channels:NaiveChannels",
     "ours": "bench.targets.ours:Ours",
+    "ours_uvicorn": "bench.targets.ours:OursUvicorn",
     "trivial": "bench.targets.trivial:Trivial",
 }
 

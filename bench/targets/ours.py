@@ -164,3 +164,27 @@ class Ours(Target):
     def finish(self) -> None:
         """Delete the throw-away database."""
         self.db.unlink(missing_ok=True)
+
+
+class OursUvicorn(Ours):
+    """The same application and settings under uvicorn (uvloop, httptools)."""
+
+    name = "ours_uvicorn"
+
+    def command(self, port: int) -> list[str]:
+        """uvicorn, one process, no access log, like the baseline."""
+        return [
+            PY,
+            "-m",
+            "uvicorn",
+            ASGI_APP,
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--backlog",
+            "2048",
+        ]
