@@ -27,7 +27,7 @@ from bench.targets.base import PY, ROOT, Target
 
 RESULTS = ROOT / "bench" / "results"
 ALL_WORKLOADS = ["W1", "W2", "W3", "W4"]
-DEFAULT_TARGETS = ["baseline", "naive_channels", "ours"]
+DEFAULT_TARGETS = ("baseline", "naive_channels", "ours", "ours_uvicorn")
 QUIET_PCT = 25.0  # --quiet-wait: "quiet" is under a quarter of one core busy
 
 FULL = {
@@ -221,7 +221,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--targets",
         default=",".join(DEFAULT_TARGETS),
-        help="baseline,naive_channels,ours,trivial",
+        help="baseline,naive_channels,ours,ours_uvicorn,trivial",
     )
     ap.add_argument("--workloads", default=",".join(ALL_WORKLOADS), help="W1,W2,W3,W4")
     ap.add_argument(

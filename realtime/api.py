@@ -122,9 +122,11 @@ def _is_loopback(address: str) -> bool:
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus text; staff or loopback only."""
     user = getattr(request, "user", None)
-    if not (
-        _is_loopback(request.META.get("REMOTE_ADDR", "")) or (user and user.is_staff)
-    ):
+    # Behind a local proxy every request comes from loopback: proxied ones must log in.
+    local = _is_loopback(request.META.get("REMOTE_ADDR", "")) and not request.META.get(
+        "HTTP_X_FORWARDED_FOR"
+    )
+    if not (local or (user and user.is_staff)):
         return HttpResponse("forbidden\n", status=403, content_type="text/plain")
     return HttpResponse(
         metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8"

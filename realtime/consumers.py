@@ -89,6 +89,12 @@ class Route:
     reply: bool = False
 
 
+# auth.refresh costs a trip to the shared database thread: a few per minute suffice.
+BASE_THROTTLES: dict[str, tuple[int, float]] = {
+    "ping": (10, 1.0),
+    "auth.refresh": (3, 10.0),
+}
+
 BASE_MESSAGES: dict[str, type[BaseModel] | None] = {
     "ping": OpenModel,
     "pong": PongPayload,
@@ -118,7 +124,8 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
     messages: ClassVar[dict[str, type[BaseModel] | None]] = {}
     task_messages: ClassVar[frozenset[str]] = frozenset()
     replies: ClassVar[dict[str, type[BaseModel] | None]] = {}
-    throttles: ClassVar[dict[str, tuple[int, float]]] = {"ping": (10, 1.0)}
+    # Per-connection throttles: (count, seconds) per client type, merged over these.
+    throttles: ClassVar[dict[str, tuple[int, float]]] = {}
     clock: ClassVar[Callable[[], float]] = staticmethod(time.monotonic)
     _routes: ClassVar[dict[str, Route]] = {}
 
@@ -154,7 +161,7 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         self.max_tasks = int(settings.REALTIME_MAX_TASKS)
         self.limiters = {
             type_: LocalRateLimiter(limit=limit, window=window)
-            for type_, (limit, window) in self.throttles.items()
+            for type_, (limit, window) in {**BASE_THROTTLES, **self.throttles}.items()
         }
         self.heartbeat: Heartbeat | None = None
         self._groups_refreshed = time.monotonic()

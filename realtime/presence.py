@@ -40,12 +40,6 @@ class LocalPresence:
     def set(self, room: str, conn_id: str, info: dict, ttl: float) -> None:
         self.rooms.setdefault(room, {})[conn_id] = (self.clock() + ttl, info)
 
-    def touch(self, room: str, conn_id: str, ttl: float) -> None:
-        entries = self.rooms.get(room)
-        current = entries.get(conn_id) if entries is not None else None
-        if current is not None:
-            entries[conn_id] = (self.clock() + ttl, current[1])
-
     def remove(self, room: str, conn_id: str) -> None:
         entries = self.rooms.get(room)
         if entries is not None:
@@ -84,13 +78,6 @@ class RedisPresence:
         pipe.hset(key, conn_id, value)
         pipe.expire(key, int(ttl) + 1)
         pipe.execute()
-
-    def touch(self, room: str, conn_id: str, ttl: float) -> None:
-        key = self._key(room)
-        raw = self.client.hget(key, conn_id)
-        if raw is not None:
-            _, info = json.loads(raw)
-            self.set(room, conn_id, info, ttl)
 
     def remove(self, room: str, conn_id: str) -> None:
         self.client.hdel(self._key(room), conn_id)

@@ -106,6 +106,7 @@ class SessionConsumer(EnvelopeConsumer):
     async def on_connect(self) -> None:
         self.participant: Participant | None = None
         self.present = False
+        self.announced = False  # no participant.left without its participant.joined
         self.last_seq_sent = 0
         self._ahead: dict[int, str] = {}  # seq -> frame that arrived before its turn
         self._seq_lock = asyncio.Lock()
@@ -166,6 +167,7 @@ class SessionConsumer(EnvelopeConsumer):
             await self.send_frame(*message_frame(question))
         if first_tab:
             await self._tell_others("participant.joined", participant)
+        self.announced = True  # by this tab or an earlier one
 
     def _participant_for(self, session: Session) -> Participant:
         """Who this socket is in ``session`` (database thread); close 4005 if nobody."""
@@ -213,7 +215,7 @@ class SessionConsumer(EnvelopeConsumer):
         if participant is None or not getattr(self, "present", False):
             return
         # Presence was already left: a participant with no other tab has now gone.
-        if not participant_connection_count(
+        if self.announced and not participant_connection_count(
             session_id=self.session_id, participant_id=participant.pk
         ):
             await self._tell_others("participant.left", participant)

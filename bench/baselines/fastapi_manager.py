@@ -53,10 +53,14 @@ class ConnectionManager:
             if not members:
                 del self.active_connections[room]
 
-    async def broadcast(self, room: str, message: dict) -> None:
+    async def broadcast(
+        self, room: str, message: dict, exclude: str | None = None
+    ) -> None:
         """Send message to everyone in room, one await at a time (as the seed does)."""
         dead = []
         for member_id, websocket in list(self.active_connections.get(room, {}).items()):
+            if member_id == exclude:
+                continue
             try:
                 await websocket.send_text(json.dumps(message))
             except Exception:
@@ -85,6 +89,16 @@ async def session_socket(websocket: WebSocket, code: str) -> None:
                 {"session": session, "you": you, "last_seq": manager.seq[room]},
             )
         )
+    )
+    # The seed's connect() tells the rest of the room (broadcast_to_session with
+    # exclude_participant): W2 measures that cost on every server alike.
+    await manager.broadcast(
+        room,
+        envelope(
+            "participant.joined",
+            {"participant_id": participant_id, "nickname": nickname},
+        ),
+        exclude=participant_id,
     )
     try:
         while True:

@@ -32,6 +32,7 @@ class DaphneServer:
         env: dict[str, str] | None = None,
         database_url: str | None = None,
         migrate: bool = True,
+        server: str = "daphne",
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -50,6 +51,7 @@ class DaphneServer:
         )
         self.env.update(env or {})
         self.migrate = migrate
+        self.server = server  # "daphne" (make run's) or "uvicorn"
         self.process: subprocess.Popen | None = None
 
     # -------------------------------------------------------------- lifecycle
@@ -64,15 +66,14 @@ class DaphneServer:
         if self.migrate:
             self.manage("migrate", "--noinput")
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        if self.server == "uvicorn":
+            command = [str(BIN / "uvicorn"), "config.asgi:application"]
+            command += ["--host", "127.0.0.1", "--port", str(self.port)]
+        else:
+            command = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port)]
+            command += ["config.asgi:application"]
         self.process = subprocess.Popen(
-            [
-                str(BIN / "daphne"),
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "config.asgi:application",
-            ],
+            command,
             cwd=ROOT,
             env=self.env,
             stdout=self._log,

@@ -132,3 +132,10 @@ def test_demo_setup_creates_staff_once(django_user_model):
 
 def test_metrics_refuse_an_unparsable_address(api):
     assert api.get("/metrics", REMOTE_ADDR="unix-socket").status_code == 403
+
+
+def test_metrics_through_a_local_proxy_need_a_login(api):
+    proxied = api.get(
+        "/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="1.2.3.4"
+    )
+    assert proxied.status_code == 403
