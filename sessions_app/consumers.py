@@ -24,7 +24,13 @@ from django.conf import settings
 from realtime.broadcast import broadcast
 from realtime.consumers import CloseConnection, EnvelopeConsumer
 from realtime.groups import session_group, session_hosts_group
-from realtime.protocol import ClientEnvelope, CloseCode, InvalidMessage, encode_frame
+from realtime.protocol import (
+    ClientEnvelope,
+    CloseCode,
+    Forbidden,
+    InvalidMessage,
+    encode_frame,
+)
 from sessions_app import notify
 from sessions_app.frames import (
     hidden_payload,
@@ -329,6 +335,7 @@ class SessionConsumer(EnvelopeConsumer):
     async def on_question_answer(
         self, payload: QuestionAnswer, envelope: ClientEnvelope
     ) -> None:
+        self._require_host("answer questions")
         question, changed = await db(question_answer)(
             session_id=self.session_id,
             by=self.participant,
@@ -345,6 +352,7 @@ class SessionConsumer(EnvelopeConsumer):
     async def on_question_approve(
         self, payload: MessageRef, envelope: ClientEnvelope
     ) -> None:
+        self._require_host("approve questions")
         try:
             question = await db(question_approve)(
                 session_id=self.session_id,
@@ -358,6 +366,7 @@ class SessionConsumer(EnvelopeConsumer):
     async def on_message_hide(
         self, payload: MessageRef, envelope: ClientEnvelope
     ) -> None:
+        self._require_host("hide messages")
         message, changed = await db(message_hide)(
             session_id=self.session_id,
             by=self.participant,
@@ -395,7 +404,14 @@ class SessionConsumer(EnvelopeConsumer):
         text = encode_frame("participant.updated", participant_payload(participant))
         await broadcast(group, text)
 
+    def _require_host(self, what: str) -> None:
+        """Refuse a non-host on the event loop, before a trip to the shared database
+        thread (the service checks again, with the row)."""
+        if not self.participant.is_host:
+            raise Forbidden(f"only the host may {what}")
+
     async def on_session_close(self, payload: Empty, envelope: ClientEnvelope) -> None:
+        self._require_host("close the session")
         closed = await db(session_close)(
             session_id=self.session_id, by=self.participant
         )

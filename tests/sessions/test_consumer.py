@@ -562,3 +562,32 @@ async def test_a_removed_participant_is_closed_4005(host):
         await send(comm, type_, payload)
         assert await closed_with(comm) == 4005, type_
         await comm.disconnect()
+
+
+async def test_host_only_types_are_refused_before_any_database_work(host, monkeypatch):
+    import sessions_app.consumers as consumers
+
+    def must_not_run(**kwargs):
+        raise AssertionError("a non-host reached the database thread")
+
+    for name in (
+        "question_answer",
+        "question_approve",
+        "message_hide",
+        "session_close",
+    ):
+        monkeypatch.setattr(consumers, name, must_not_run)
+    session = await create_session(host)
+    _, token = await guest(session, "guest")
+    g, _ = await join(session.code, token)
+    for type_, payload in (
+        ("question.answer", {"message_id": 1}),
+        ("question.approve", {"message_id": 1}),
+        ("message.hide", {"message_id": 1}),
+        ("session.close", {}),
+    ):
+        await send(g, type_, payload, request_id=type_)
+        error = await next_of(g, "error")
+        assert error["payload"]["code"] == "FORBIDDEN", error
+        assert error["request_id"] == type_
+    await disconnect_all(g)
