@@ -23,12 +23,16 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
-from realtime.tokens import SCOPED_PREFIX, scoped_token_verify, ticket_redeem
+from realtime.tokens import (
+    MAX_TOKEN_LENGTH,
+    SCOPED_PREFIX,
+    scoped_token_verify,
+    ticket_redeem,
+)
 
 logger = logging.getLogger("realtime.auth")
 
 Status = Literal["ok", "missing", "invalid"]
-MAX_TOKEN_LENGTH = 4096
 
 
 @dataclass(frozen=True)

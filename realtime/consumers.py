@@ -56,6 +56,7 @@ from realtime.protocol import (
     validate_payload,
 )
 from realtime.ratelimit import LocalRateLimiter
+from realtime.tokens import MAX_TOKEN_LENGTH
 
 logger = logging.getLogger("realtime.consumer")
 
@@ -78,7 +79,7 @@ class PongPayload(StrictModel):
 
 
 class AuthRefreshPayload(StrictModel):
-    token: str = Field(min_length=1, max_length=4096)
+    token: str = Field(min_length=1, max_length=MAX_TOKEN_LENGTH)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from django.core import signing
 from django.core.cache import cache
 
 SCOPED_PREFIX = "rt1."
+MAX_TOKEN_LENGTH = 4096  # any credential longer than this is refused unread
 _SALT = "realtime.scoped-token"
 
 
@@ -51,7 +52,7 @@ def scoped_token_issue(claims: dict[str, Any], *, ttl: float) -> str:
 
 def scoped_token_verify(token: str) -> dict[str, Any] | None:
     """The claims of a valid, unexpired scoped token, else ``None``."""
-    if not token.startswith(SCOPED_PREFIX) or len(token) > 4096:
+    if not token.startswith(SCOPED_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
         return None
     try:
         claims = signing.loads(token[len(SCOPED_PREFIX) :], salt=_SALT)

@@ -73,16 +73,7 @@ def session_pending_questions(
 # ----------------------------------------------------------------------- presence
 def session_connections(*, session_id: int) -> dict[str, dict]:
     """Live connections in the session's room: ``{conn_id: info}``."""
-    room = session_group(session_id)
-    for _ in range(3):
-        try:
-            return room_members(room)
-        except (RuntimeError, KeyError):
-            # Without Redis the store is plain dicts owned by the event loop; read from
-            # a worker thread (a REST view), a join at that very instant can change
-            # one mid-iteration. Reading again is enough.
-            continue
-    return room_members(room)
+    return room_members(session_group(session_id))
 
 
 def participant_connection_count(*, session_id: int, participant_id: int) -> int:

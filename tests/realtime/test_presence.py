@@ -109,6 +109,36 @@ def test_stats_from_presence(settings):
     assert presence.presence_stats()["total_connections"] == 2
 
 
+def test_reads_from_another_thread_survive_concurrent_changes():
+    """DRF views read presence from a worker thread while the loop joins and leaves."""
+    import sys
+    import threading
+
+    store = LocalPresence()
+    store.set("room", "steady", {"participant_id": 7}, ttl=60)
+    stop = threading.Event()
+
+    def churn():
+        n = 0
+        while not stop.is_set():
+            store.set("room", f"c{n % 50}", {"participant_id": n}, ttl=60)
+            store.remove("room", f"c{(n + 25) % 50}")
+            n += 1
+
+    writer = threading.Thread(target=churn)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, inside iterations too
+    writer.start()
+    try:
+        for _ in range(3000):
+            members = store.members("room")  # never "changed size during iteration"
+            assert members["steady"] == {"participant_id": 7}
+    finally:
+        stop.set()
+        writer.join(5)
+        sys.setswitchinterval(interval)
+
+
 def test_a_late_refresh_brings_an_expired_entry_back(clock):
     store = LocalPresence(clock=clock)
     store.set("room", "c1", {"n": 1}, ttl=10)
