@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 from realtime.copilot.voice import synthetic_speech
 from tests.copilot.agents import LONG_ANSWER
+from tests.e2e.client import close_code, frame
 from tests.e2e.server import DaphneServer
 from tests.services import chromium_path, redis_url
 
@@ -29,26 +29,6 @@ def server(tmp_path_factory):
     with DaphneServer(tmp_path_factory.mktemp("e2e-copilot"), env=env) as srv:
         srv.alice = srv.create_user("alice")
         yield srv
-
-
-async def close_code(ws, timeout: float = 5) -> int:
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                await ws.recv()
-    except ConnectionClosed as closed:
-        return closed.rcvd.code if closed.rcvd else 1006
-
-
-async def frame(
-    ws, type_: str | None = None, timeout: float = 5, skip=("ping",)
-) -> dict:
-    """The next frame (of ``type_``, skipping only the types in ``skip``)."""
-    while True:
-        got = json.loads(await asyncio.wait_for(ws.recv(), timeout))
-        if type_ is None or got["type"] == type_:
-            return got
-        assert got["type"] in skip, got
 
 
 async def send(ws, type_: str, payload: dict, request_id: str | None = None) -> None:

@@ -8,8 +8,9 @@ import uuid
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 
+from tests.e2e.client import close_code, frame
 from tests.e2e.server import DaphneServer
 from tests.services import fresh_postgres_database, redis_url
 
@@ -21,20 +22,6 @@ def server(tmp_path_factory):
     with DaphneServer(tmp_path_factory.mktemp("e2e-toolkit")) as srv:
         srv.alice = srv.create_user("alice")
         yield srv
-
-
-async def close_code(ws, timeout: float = 5) -> int:
-    """Read until the server closes; its close code."""
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                await ws.recv()
-    except ConnectionClosed as closed:
-        return closed.rcvd.code if closed.rcvd else 1006
-
-
-async def frame(ws, timeout: float = 5) -> dict:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
 
 
 async def test_close_codes_are_visible_on_real_daphne(server):

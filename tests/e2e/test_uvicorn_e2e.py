@@ -9,8 +9,8 @@ import json
 import pytest
 from websockets.asyncio.client import connect
 
+from tests.e2e.client import close_code, frame
 from tests.e2e.server import DaphneServer
-from tests.e2e.test_toolkit_e2e import close_code, frame
 
 pytestmark = pytest.mark.timeout(90)
 
