@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
@@ -424,10 +425,6 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
             entries={room: self.presence[room], ALL: self.presence[ALL]},
         )
 
-    @property
-    def rooms(self) -> list[str]:
-        return [name for name in self.presence if name != ALL]
-
     async def hub_deliver(self, event: dict) -> None:
         """The hub's direct delivery: the same events the layer would dispatch."""
         if self._held is not None:
@@ -509,8 +506,6 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         self.expires_at = result.expires_at
         expires = None
         if result.expires_at is not None:
-            from datetime import UTC, datetime
-
             expires = utc_timestamp(datetime.fromtimestamp(result.expires_at, UTC))
         await self.reply(envelope, "auth.refreshed", {"expires_at": expires})
 

@@ -93,9 +93,6 @@ class Hub:
             except Exception:  # one broken socket must not stop the fan-out
                 logger.exception("delivery to %s failed", member.channel_name)
 
-    def local_count(self, group: str) -> int:
-        return len(self.groups.get(group, ()))
-
     async def close(self) -> None:
         if self.relay is not None:
             await self.relay.close()

@@ -133,10 +133,6 @@ def presence_set(*, conn_id: str, entries: dict[str, dict]) -> None:
         store.set(room, conn_id, info, ttl)
 
 
-def presence_add_room(*, conn_id: str, room: str, info: dict) -> None:
-    get_store().set(room, conn_id, info, presence_ttl())
-
-
 def presence_leave(*, conn_id: str, rooms: list[str]) -> None:
     store = get_store()
     for room in rooms:

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from camera.live import LiveRecorder, stream_live_status
 from camera.models import Stream
-from realtime.presence import presence_add_room
+from realtime.presence import presence_set
 from tests.camera.conftest import jpeg, poses_payload
 from tests.conftest import access_token
 
@@ -72,7 +72,7 @@ def test_list_shows_public_streams_to_anybody_all_to_users(api, signed_in, strea
 def test_detail_and_status_with_live_data(signed_in, stream, monkeypatch):
     clock = record("cam", frames=11)
     monkeypatch.setattr("camera.live.time.time", clock)
-    presence_add_room(conn_id="v1", room="stream.cam", info={})
+    presence_set(conn_id="v1", entries={"stream.cam": {}})
     status = signed_in.get("/api/streams/cam/status/").json()
     assert status["stream_id"] == "cam" and status["live"] is True
     assert status["fps"] == pytest.approx(10.0)
@@ -162,7 +162,7 @@ def test_admin_shows_live_status_and_regenerates_tokens(staff, stream):
     page = client.get("/admin/camera/stream/")
     assert page.status_code == 200 and b"never" in page.content
     record("cam", frames=3, clock=Clock(time.time()))
-    presence_add_room(conn_id="v1", room="stream.cam", info={})
+    presence_set(conn_id="v1", entries={"stream.cam": {}})
     page = client.get("/admin/camera/stream/")
     assert b"UTC" in page.content and b"watch" in page.content
     assert client.get(f"/admin/camera/stream/{stream.pk}/change/").status_code == 200
