@@ -35,6 +35,7 @@ from realtime.auth import MISSING, AuthResult, validate_refresh_token
 from realtime.broadcast import FANOUT_EVENT, group_join, group_leave
 from realtime.callbacks import CallbackRegistry, CallbackTimeout
 from realtime.heartbeat import Heartbeat, heartbeat_settings
+from realtime.hub import fanout_mode
 from realtime.presence import ALL, presence_leave, presence_set
 from realtime.protocol import (
     VIOLATION_CODES,
@@ -44,7 +45,6 @@ from realtime.protocol import (
     InternalError,
     InvalidMessage,
     MessageTooLarge,
-    OpenModel,
     RateLimited,
     RealtimeError,
     RequestTimeout,
@@ -98,7 +98,7 @@ BASE_THROTTLES: dict[str, tuple[int, float]] = {
 }
 
 BASE_MESSAGES: dict[str, type[BaseModel] | None] = {
-    "ping": OpenModel,
+    "ping": None,  # any object, echoed as is: nothing to validate
     "pong": PongPayload,
     "auth.refresh": AuthRefreshPayload,
 }
@@ -136,6 +136,28 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         cls._routes = build_routes(cls)
 
     # ------------------------------------------------------------------ dispatch
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        """Read the socket's events in one loop and dispatch each as it comes.
+
+        Channels' own loop (``await_many_dispatch``) races the socket against a
+        channel-layer queue, with a new task per received event and a layer
+        receive task parked per connection. Group messages come from the hub here,
+        not from the layer, so one plain loop does: no task per frame, nothing
+        parked per connection. ``REALTIME_FANOUT=layer`` keeps Channels' loop.
+        """
+        if fanout_mode() == "layer":
+            await super().__call__(scope, receive, send)
+            return
+        self.scope = scope
+        self.base_send = send
+        self.channel_layer = None
+        self.channel_name = "hub." + secrets.token_hex(8)
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
+
     async def dispatch(self, message: dict) -> None:
         # Channels runs aclose_old_connections() (a hop to the database thread) before
         # every handler; database_sync_to_async already closes stale connections
@@ -166,6 +188,7 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
             for type_, (limit, window) in {**BASE_THROTTLES, **self.throttles}.items()
         }
         self.heartbeat: Heartbeat | None = None
+        self._expiry_timer: asyncio.TimerHandle | None = None
         self._groups_refreshed = time.monotonic()
         # Hub deliveries wait here until on_connect returns, exactly as channel-layer
         # events wait in the queue, so a greeting or a replay is never overtaken.
@@ -214,16 +237,20 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
             interval=hb["interval"],
             timeout=hb["timeout"],
             max_missed=int(hb["max_missed"]),
+            spawn=self.spawn,
         )
-        self.spawn(self.heartbeat.run())
-        if self.expires_at is not None:
-            self.spawn(self._watch_expiry())
+        self.heartbeat.start()
+        self._arm_expiry()
 
     async def websocket_disconnect(self, message: dict) -> None:
         global _open_connections
         if not hasattr(self, "conn_id"):
             raise StopConsumer()
         self.closing = True
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
         for task in list(self.tasks):
             task.cancel()
         self.callbacks.cancel_all()
@@ -254,7 +281,7 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         self.closing = True
         metrics.closes[int(code)] += 1
         logger.info("closing conn=%s code=%s", self.conn_id, int(code))
-        await self.base_send({"type": "websocket.close", "code": int(code)})
+        await self._write({"type": "websocket.close", "code": int(code)})
 
     # ------------------------------------------------------------------ hooks
     async def on_connect(self) -> None:
@@ -377,13 +404,22 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         return task
 
     # ------------------------------------------------------------------ sending
+    async def _write(self, message: dict) -> None:
+        try:
+            await self.base_send(message)
+        except OSError:
+            # The client is gone (uvicorn raises ClientDisconnected) and its
+            # websocket.disconnect is on the way: stop writing, quietly. A storm of
+            # departures must not become a storm of logged tracebacks.
+            self.closing = True
+
     async def send_text(self, text: str) -> None:
         if not self.closing:
-            await self.base_send({"type": "websocket.send", "text": text})
+            await self._write({"type": "websocket.send", "text": text})
 
     async def send_bytes(self, data: bytes) -> None:
         if not self.closing:
-            await self.base_send({"type": "websocket.send", "bytes": data})
+            await self._write({"type": "websocket.send", "bytes": data})
 
     async def send_frame(
         self, type: str, payload: dict, *, request_id: str | None = None
@@ -444,7 +480,7 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         """A prepared frame from ``realtime.broadcast``: hand it to the socket."""
         if self.closing or event.get("exclude") == self.channel_name:
             return
-        await self.base_send({"type": "websocket.send", "text": event["text"]})
+        await self._write({"type": "websocket.send", "text": event["text"]})
 
     async def realtime_close(self, event: dict) -> None:
         if event.get("exclude") != self.channel_name:
@@ -518,14 +554,22 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
             for group in self.groups_joined:
                 await group_join(group, self)
 
-    async def _watch_expiry(self) -> None:
-        while self.expires_at is not None:
-            delay = self.expires_at - time.time()
-            if delay <= 0:
-                logger.info("credential expired conn=%s", self.conn_id)
-                await self.close_with(CloseCode.INVALID_CREDENTIAL)
-                return
-            await asyncio.sleep(min(delay, 3600.0))
+    def _arm_expiry(self) -> None:
+        """Close 4001 when the credential expires (a timer, not a sleeping task).
+
+        ``auth.refresh`` only moves ``expires_at``: the timer finds it later and waits
+        again.
+        """
+        self._expiry_timer = None
+        if self.expires_at is None or self.closing:
+            return
+        delay = self.expires_at - time.time()
+        if delay > 0:
+            loop = asyncio.get_running_loop()
+            self._expiry_timer = loop.call_later(min(delay, 3600.0), self._arm_expiry)
+            return
+        logger.info("credential expired conn=%s", self.conn_id)
+        self.spawn(self.close_with(CloseCode.INVALID_CREDENTIAL))
 
 
 EnvelopeConsumer._routes = build_routes(EnvelopeConsumer)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 
 from django.conf import settings
 
@@ -29,7 +29,12 @@ def heartbeat_settings() -> dict[str, float]:
 
 
 class Heartbeat:
-    """One connection's heartbeat; ``run()`` is a task owned by the connection."""
+    """One connection's heartbeat, driven by event-loop timers.
+
+    No task sleeps per connection: between beats a connection holds one timer handle,
+    and a task exists only while a ``ping`` is being written or ``on_beat``/``on_dead``
+    runs (``spawn`` owns them, so they are cancelled with the connection).
+    """
 
     def __init__(
         self,
@@ -40,6 +45,7 @@ class Heartbeat:
         interval: float,
         timeout: float,
         max_missed: int,
+        spawn: Callable[[Coroutine], object] = asyncio.ensure_future,
     ) -> None:
         self.send_ping = send_ping
         self.on_dead = on_dead
@@ -47,37 +53,54 @@ class Heartbeat:
         self.interval = interval
         self.timeout = timeout
         self.max_missed = max_missed
+        self.spawn = spawn
         self.missed = 0
         self._nonce: str | None = None
-        self._life = asyncio.Event()
+        self._answered = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self._schedule(self.interval, self._beat)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def alive(self) -> None:
         """Any valid frame from the client is a sign of life."""
-        self._life.set()
+        self._answered = True
 
     def pong(self, nonce: object) -> None:
         if nonce is not None and nonce == self._nonce:
-            self._life.set()
+            self._answered = True
 
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            self._life.clear()
-            self._nonce = secrets.token_hex(8)
-            await self.send_ping(self._nonce)
-            try:
-                await asyncio.wait_for(self._life.wait(), self.timeout)
-            except TimeoutError:
-                self.missed += 1
-                if self.missed >= self.max_missed:
-                    await self.on_dead()
-                    return
-                continue
+    def _schedule(self, delay: float, callback: Callable[[], None]) -> None:
+        self._timer = asyncio.get_running_loop().call_later(delay, callback)
+
+    def _beat(self) -> None:
+        self._answered = False
+        self._nonce = secrets.token_hex(8)
+        self.spawn(self.send_ping(self._nonce))
+        self._schedule(self.timeout, self._check)
+
+    def _check(self) -> None:
+        if not self._answered:
+            self.missed += 1
+            if self.missed >= self.max_missed:
+                self._timer = None
+                self.spawn(self.on_dead())
+                return
+        else:
             self.missed = 0
             if self.on_beat is not None:
-                try:
-                    result = self.on_beat()
-                    if result is not None:
-                        await result
-                except Exception:  # a Redis blip must not stop the heartbeat
-                    logger.warning("heartbeat refresh failed", exc_info=True)
+                self.spawn(self._refresh())
+        self._schedule(self.interval, self._beat)
+
+    async def _refresh(self) -> None:
+        try:
+            result = self.on_beat()
+            if result is not None:
+                await result
+        except Exception:  # a Redis blip must not stop the heartbeat
+            logger.warning("heartbeat refresh failed", exc_info=True)

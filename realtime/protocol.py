@@ -266,10 +266,14 @@ def salvage_request_id(obj: Any) -> str | None:
     return None
 
 
+# One decoder: json.loads(text, parse_constant=...) would build a new one per frame.
+_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def parse_json(text: str) -> Any:
     """JSON text → Python value; ``InvalidJson`` / ``InvalidMessage`` per §1."""
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _decoder.decode(text)
     except RecursionError:
         raise InvalidMessage(f"frame nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:
