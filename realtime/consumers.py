@@ -162,6 +162,9 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         # Channels runs aclose_old_connections() (a hop to the database thread) before
         # every handler; database_sync_to_async already closes stale connections
         # around each query, so the hop buys nothing on a socket path that has none.
+        if message["type"] == "websocket.receive":  # the hot path: no lookup
+            await self.websocket_receive(message)
+            return
         handler = getattr(self, message["type"].replace(".", "_"), None)
         if handler is None or message["type"].startswith("_"):
             raise ValueError(f"No handler for message type {message['type']}")

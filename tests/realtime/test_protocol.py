@@ -18,6 +18,8 @@ from realtime.protocol import (
     InvalidMessage,
     RateLimited,
     StrictModel,
+    _plainly_safe,
+    _problem,
     decode_frame,
     decode_server_frame,
     encode_error,
@@ -106,6 +108,38 @@ def test_text_with_nul_or_lone_surrogates_anywhere():
     # A proper surrogate pair is a real character.
     env = decode_frame('{"type":"a","payload":{"k":"\\ud83d\\ude00"}}')
     assert env.payload["k"] == "😀"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"type":"a","payload":{"k":"v","n":[1,2.5,-3]}}',
+        '{"type":"a","payload":{"k":"안녕 😀","n":123456789012345}}',
+        '{"type":"a","payload":{"k":"call 1234567890123456, 1e9, \\\\u0000"}}',
+        '{"type":"a","payload":{"k":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}}',
+        '{"type":"a","payload":{"n":9007199254740993}}',
+        '{"type":"a","payload":{"n":1e400}}',
+        '{"type":"a","payload":{"n":-1.5E+300}}',
+        '{"type":"a","payload":{"k":"\\u0000"}}',
+        '{"type":"a","payload":{"k":"\\uDC00"}}',
+    ],
+)
+def test_the_text_shortcut_never_passes_what_the_walk_refuses(text):
+    """``_plainly_safe`` may send a harmless frame to the walk, never the reverse."""
+    obj = json.loads(text)
+    if _plainly_safe(text):
+        assert _problem(obj, 1) is None
+    try:
+        decode_frame(text)
+        refused = False
+    except InvalidMessage:
+        refused = True
+    assert refused == (_problem(obj, 1) is not None)
+
+
+def test_ordinary_frames_skip_the_walk():
+    assert _plainly_safe('{"type":"chat.send","payload":{"content":"hi 안녕","n":42}}')
+    assert not _plainly_safe('{"type":"a","payload":{"n":12345678901234567}}')
 
 
 def test_invalid_message_salvages_request_id():
