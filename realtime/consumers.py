@@ -182,14 +182,13 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         self.groups_joined: set[str] = set()
         self.tasks: set[asyncio.Task] = set()
         self.callbacks = CallbackRegistry()
-        self.violations: deque[float] = deque()
+        self.violations: deque[float] | None = None  # made on the first one
         self.max_text_bytes = int(settings.REALTIME_MAX_TEXT_BYTES)
         self.max_violations = int(settings.REALTIME_MAX_VIOLATIONS)
         self.max_tasks = int(settings.REALTIME_MAX_TASKS)
-        self.limiters = {
-            type_: LocalRateLimiter(limit=limit, window=window)
-            for type_, (limit, window) in {**BASE_THROTTLES, **self.throttles}.items()
-        }
+        # Made on a type's first frame: most connections never send most types, and
+        # an idle socket should cost little (bench W2 counts kilobytes per socket).
+        self.limiters: dict[str, LocalRateLimiter] = {}
         self.heartbeat: Heartbeat | None = None
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._groups_refreshed = time.monotonic()
@@ -343,7 +342,7 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
             return
         if self.heartbeat is not None:
             self.heartbeat.alive()
-        limiter = self.limiters.get(envelope.type)
+        limiter = self.limiters.get(envelope.type) or self._new_limiter(envelope.type)
         if limiter is not None:
             decision = limiter.hit()
             if not decision.allowed:
@@ -368,12 +367,23 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         else:
             await self._guard(coro, envelope.request_id)
 
+    def _new_limiter(self, type_: str) -> LocalRateLimiter | None:
+        limits = self.throttles.get(type_) or BASE_THROTTLES.get(type_)
+        if limits is None:
+            return None
+        limiter = self.limiters[type_] = LocalRateLimiter(
+            limit=limits[0], window=limits[1]
+        )
+        return limiter
+
     async def reject(self, error: RealtimeError, request_id: str | None = None) -> None:
         """Answer a bad frame; count violations and close 4029 past the limit."""
         await self.send_error(error, request_id=request_id)
         if error.code not in VIOLATION_CODES:
             return
         now = self.clock()
+        if self.violations is None:
+            self.violations = deque()
         self.violations.append(now)
         while self.violations and self.violations[0] <= now - VIOLATION_WINDOW:
             self.violations.popleft()
