@@ -56,7 +56,7 @@ class Heartbeat:
         self.spawn = spawn
         self.missed = 0
         self._nonce: str | None = None
-        self._answered = False
+        self._waiting = False  # a ping is out and not answered yet
         self._timer: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
@@ -69,32 +69,37 @@ class Heartbeat:
 
     def alive(self) -> None:
         """Any valid frame from the client is a sign of life."""
-        self._answered = True
+        if self._waiting:
+            self._answered()
 
     def pong(self, nonce: object) -> None:
-        if nonce is not None and nonce == self._nonce:
-            self._answered = True
+        if self._waiting and nonce is not None and nonce == self._nonce:
+            self._answered()
 
     def _schedule(self, delay: float, callback: Callable[[], None]) -> None:
         self._timer = asyncio.get_running_loop().call_later(delay, callback)
 
     def _beat(self) -> None:
-        self._answered = False
+        self._waiting = True
         self._nonce = secrets.token_hex(8)
         self.spawn(self.send_ping(self._nonce))
-        self._schedule(self.timeout, self._check)
+        self._schedule(self.timeout, self._unanswered)
 
-    def _check(self) -> None:
-        if not self._answered:
-            self.missed += 1
-            if self.missed >= self.max_missed:
-                self._timer = None
-                self.spawn(self.on_dead())
-                return
-        else:
-            self.missed = 0
-            if self.on_beat is not None:
-                self.spawn(self._refresh())
+    def _answered(self) -> None:
+        self._waiting = False
+        self.missed = 0
+        self.stop()
+        if self.on_beat is not None:
+            self.spawn(self._refresh())
+        self._schedule(self.interval, self._beat)
+
+    def _unanswered(self) -> None:
+        self._waiting = False
+        self.missed += 1
+        if self.missed >= self.max_missed:
+            self._timer = None
+            self.spawn(self.on_dead())
+            return
         self._schedule(self.interval, self._beat)
 
     async def _refresh(self) -> None:
