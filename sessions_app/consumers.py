@@ -9,6 +9,8 @@ Ordering (docs/sessions.md): the socket joins the session's group before it read
 strictly in seq order: a frame that arrives early (another server process broadcast
 it first) waits for the ones before it, and a hole that no broadcast fills within
 ``SESSION_GAP_WAIT`` seconds is read from the database.
+
+Joins and leaves go through ``notices`` (coalesced per room during join storms).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from sessions_app.frames import (
     session_payload,
 )
 from sessions_app.models import Message, Participant, Session
+from sessions_app.notices import JOINED, LEFT, Notice, coalescer
 from sessions_app.payloads import (
     ChatSend,
     Empty,
@@ -51,14 +54,12 @@ from sessions_app.payloads import (
 )
 from sessions_app.selectors import (
     REPLAY_BATCH,
-    participant_connection_count,
     participant_get,
-    session_connections,
+    session_backlog,
     session_get,
-    session_last_seq,
     session_messages,
-    session_online_participants,
-    session_pending_questions,
+    session_online_by_id,
+    session_online_ids,
 )
 from sessions_app.services import (
     ParticipantGone,
@@ -112,19 +113,13 @@ class SessionConsumer(EnvelopeConsumer):
     async def on_connect(self) -> None:
         self.participant: Participant | None = None
         self.present = False
-        self.announced = False  # no participant.left without its participant.joined
         self.last_seq_sent = 0
         self._ahead: dict[int, str] = {}  # seq -> frame that arrived before its turn
         self._seq_lock = asyncio.Lock()
         self._gap_task: asyncio.Task | None = None
 
         code = self.scope["url_route"]["kwargs"]["code"]
-        session = await db(session_get)(code=code)
-        if session is None:
-            raise CloseConnection(CloseCode.NOT_FOUND)
-        if not session.is_open:
-            raise CloseConnection(CloseCode.SESSION_CLOSED)
-        participant = await db(self._participant_for)(session)
+        session, participant = await db(self._enter)(code)
         self.session_id = session.pk
         self.session_code = session.code
         self.participant = participant
@@ -136,27 +131,28 @@ class SessionConsumer(EnvelopeConsumer):
         await self.join_group(group)
         if participant.is_host:
             await self.join_group(session_hosts_group(session.pk))
-        first_tab = (
-            participant_connection_count(
-                session_id=session.pk, participant_id=participant.pk
-            )
-            == 0
-        )
-        self.enter_room(group, participant_payload(participant))
+        # Enter, then read who is here (once per join), on the event loop that owns
+        # presence (no rows are read). Entering first: of two sockets entering at
+        # once, on two processes, the later reader lists the other. Nothing awaits
+        # in between: for the other sockets of this process it is one step.
+        you = participant_payload(participant)
+        self.enter_room(group, you)
         self.present = True
-
-        # Presence is read here, on the event loop that owns it (no rows are read).
-        online = session_online_participants(
+        online = session_online_by_id(session_id=session.pk, but=self.conn_id)
+        first_tab = participant.pk not in online  # no other tab of ours is here
+        online[participant.pk] = you  # the newest tab's names win
+        marks = coalescer().welcome_read()  # see notices.net_changes
+        backlog = await db(session_backlog)(
             session_id=session.pk,
-            connections=session_connections(session_id=session.pk),
+            participant_id=None if participant.is_host else participant.pk,
         )
-        last_seq = await db(session_last_seq)(session_id=session.pk)
+        last_seq = backlog.last_seq
         await self.send_frame(
             "session.welcome",
             {
                 "session": session_payload(session),
-                "you": participant_payload(participant),
-                "online": online,
+                "you": you,
+                "online": list(online.values()),
                 "last_seq": last_seq,
             },
         )
@@ -166,14 +162,24 @@ class SessionConsumer(EnvelopeConsumer):
             await self._replay(since, last_seq)
             await self.send_frame("session.synced", {"last_seq": last_seq})
         self.last_seq_sent = last_seq
-        for question in await db(session_pending_questions)(
-            session_id=session.pk,
-            participant_id=None if participant.is_host else participant.pk,
-        ):
+        for question in backlog.pending_questions:
             await self.send_frame(*message_frame(question))
-        if first_tab:
-            await self._tell_others("participant.joined", participant)
-        self.announced = True  # by this tab or an earlier one
+        # Alone in the room: nobody to tell, and whoever enters later reads us in
+        # their welcome (we entered presence before our own read).
+        if first_tab and len(online) > 1:
+            await self._tell_others(JOINED, participant, *marks)
+
+    def _enter(self, code: str) -> tuple[Session, Participant]:
+        """The session and who this socket is in it: one trip to the database thread.
+
+        Closes 4004 (unknown code), 4010 (closed), 4005 (not a participant).
+        """
+        session = session_get(code=code)
+        if session is None:
+            raise CloseConnection(CloseCode.NOT_FOUND)
+        if not session.is_open:
+            raise CloseConnection(CloseCode.SESSION_CLOSED)
+        return session, self._participant_for(session)
 
     def _participant_for(self, session: Session) -> Participant:
         """Who this socket is in ``session`` (database thread); close 4005 if nobody."""
@@ -216,20 +222,32 @@ class SessionConsumer(EnvelopeConsumer):
                 return
             after = rows[-1].seq
 
+    async def websocket_disconnect(self, message: dict) -> None:
+        if getattr(self, "present", False):
+            # The base class leaves presence before it first awaits: a welcome read
+            # from now on no longer lists this socket.
+            self.left_mark = coalescer().welcomes
+        await super().websocket_disconnect(message)
+
     async def on_disconnect(self, code: int | None) -> None:
         participant = getattr(self, "participant", None)
         if participant is None or not getattr(self, "present", False):
             return
         # Presence was already left: a participant with no other tab has now gone.
-        if self.announced and not participant_connection_count(
-            session_id=self.session_id, participant_id=participant.pk
-        ):
-            await self._tell_others("participant.left", participant)
+        # Told even if this tab never got to announce the join (its connect failed):
+        # the welcomes read meanwhile listed it.
+        online = session_online_ids(session_id=self.session_id)
+        if online and participant.pk not in online:
+            await self._tell_others(LEFT, participant, self.left_mark, self.left_mark)
         await db(participant_seen)(participant_id=participant.pk)
 
-    async def _tell_others(self, type_: str, participant: Participant) -> None:
-        text = encode_frame(type_, participant_payload(participant))
-        await broadcast(session_group(self.session_id), text, exclude=self.channel_name)
+    async def _tell_others(
+        self, type_: str, participant: Participant, before: int, after: int
+    ) -> None:
+        notice = Notice(
+            type_, participant_payload(participant), self.channel_name, before, after
+        )
+        await coalescer().tell(self.session_id, notice)
 
     # ------------------------------------------------------------------ ordered fan-out
     async def realtime_fanout(self, event: dict) -> None:

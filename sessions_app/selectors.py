@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
@@ -70,19 +71,35 @@ def session_pending_questions(
     return list(rows.order_by("created_at", "id"))
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """What a connecting socket is sent after its welcome: the session's ``last_seq``
+    (the replay's end) and the pending questions it may see."""
+
+    last_seq: int
+    pending_questions: list[Message]
+
+
+def session_backlog(*, session_id: int, participant_id: int | None = None) -> Backlog:
+    """``last_seq``, then the pending questions (all, or ``participant_id``'s own).
+
+    One trip to the database thread for both. The order matters: a question approved
+    between the two reads takes a seq above ``last_seq`` (it comes live, as
+    ``question.asked``) and is no longer pending. Read the other way round, it could be
+    listed as pending with its seq under ``last_seq``, so that its live
+    ``question.asked`` is dropped as already sent.
+    """
+    last_seq = session_last_seq(session_id=session_id)
+    pending = session_pending_questions(
+        session_id=session_id, participant_id=participant_id
+    )
+    return Backlog(last_seq=last_seq, pending_questions=pending)
+
+
 # ----------------------------------------------------------------------- presence
 def session_connections(*, session_id: int) -> dict[str, dict]:
     """Live connections in the session's room: ``{conn_id: info}``."""
     return room_members(session_group(session_id))
-
-
-def participant_connection_count(*, session_id: int, participant_id: int) -> int:
-    """How many live connections (tabs, devices) this participant has in the room."""
-    return sum(
-        1
-        for info in session_connections(session_id=session_id).values()
-        if info.get("participant_id") == participant_id
-    )
 
 
 def _participant_ids(connections: dict[str, dict]) -> set[int]:
@@ -91,10 +108,19 @@ def _participant_ids(connections: dict[str, dict]) -> set[int]:
     return ids
 
 
-def session_online_participants(
-    *, session_id: int, connections: dict[str, dict] | None = None
-) -> list[dict[str, Any]]:
-    """Online participants, one entry each however many tabs, in joining order.
+def session_online_ids(*, session_id: int) -> set[int]:
+    """The ids of the participants with at least one live connection in the room."""
+    return _participant_ids(session_connections(session_id=session_id))
+
+
+def session_online_by_id(
+    *,
+    session_id: int,
+    connections: dict[str, dict] | None = None,
+    but: str | None = None,
+) -> dict[int, dict[str, Any]]:
+    """Online participants by id, one entry each however many tabs, in joining order;
+    ``but``: leave that connection out.
 
     Straight from presence, which holds each socket's participant id, nickname and
     role: a join reads no rows, so N joins cost O(N) reads, not O(N) queries each.
@@ -103,15 +129,24 @@ def session_online_participants(
     if connections is None:
         connections = session_connections(session_id=session_id)
     online: dict[int, dict[str, Any]] = {}
-    for info in connections.values():
+    for conn_id, info in connections.items():
         participant_id = info.get("participant_id")
-        if participant_id is not None:
+        if participant_id is not None and conn_id != but:
             online[participant_id] = {
                 "participant_id": participant_id,
                 "nickname": info.get("nickname"),
                 "role": info.get("role"),
             }
-    return list(online.values())
+    return online
+
+
+def session_online_participants(
+    *, session_id: int, connections: dict[str, dict] | None = None
+) -> list[dict[str, Any]]:
+    """``session_online_by_id``'s entries, in joining order."""
+    return list(
+        session_online_by_id(session_id=session_id, connections=connections).values()
+    )
 
 
 def session_online_count(*, session_id: int) -> int:

@@ -231,6 +231,13 @@
       socket.on("participant.joined", (p) => { state.online.set(p.participant_id, p); renderOnline(); });
       socket.on("participant.updated", (p) => { state.online.set(p.participant_id, p); renderOnline(); });
       socket.on("participant.left", (p) => { state.online.delete(p.participant_id); renderOnline(); });
+      // Joins and leaves batched during a join storm (may name us: a no-op, like a
+      // join of someone the welcome already listed).
+      socket.on("participants.changed", (p) => {
+        for (const person of p.joined) state.online.set(person.participant_id, person);
+        for (const person of p.left) state.online.delete(person.participant_id);
+        renderOnline();
+      });
       socket.on("session.updated", (p) => { $("session-title").textContent = p.title; });
       socket.on("session.closed", () => {
         state.closed = true;

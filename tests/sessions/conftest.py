@@ -10,7 +10,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from sessions_app import services
+from sessions_app import notices, services
 from tests.conftest import communicator, recv, recv_type
 
 
@@ -109,3 +109,13 @@ async def next_of(comm, type_: str, timeout: float = 5) -> dict:
     """The next whole frame of ``type_`` (request_id included), others skipped."""
     frames = await frames_until(comm, lambda f: f and f[-1]["type"] == type_, timeout)
     return frames[-1]
+
+
+async def settled(coalescer=None, timeout: float = 5) -> None:
+    """Wait until the presence notices of every room were sent and the rooms
+    forgotten (a quiet window after the last flush); fails after ``timeout``."""
+    coalescer = coalescer or notices.coalescer()
+    deadline = time.monotonic() + timeout
+    while coalescer.rooms or coalescer.flushing:
+        assert time.monotonic() < deadline, f"still pending: {coalescer.rooms}"
+        await asyncio.sleep(0.01)
