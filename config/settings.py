@@ -210,6 +210,9 @@ REALTIME_MAX_TEXT_BYTES = env_number("REALTIME_MAX_TEXT_BYTES", 65536, minimum=6
 REALTIME_MAX_VIOLATIONS = env_number("REALTIME_MAX_VIOLATIONS", 20, minimum=1)
 REALTIME_MAX_CONNECTIONS = env_number("REALTIME_MAX_CONNECTIONS", 10000, minimum=1)
 REALTIME_MAX_TASKS = env_number("REALTIME_MAX_TASKS", 32, minimum=1)
+# Broadcast frames framed once per process and written straight to uvicorn's sockets
+# (realtime/direct.py); 0 sends every frame through ASGI's websocket.send.
+REALTIME_DIRECT_WRITES = env_bool("REALTIME_DIRECT_WRITES", True)
 TICKET_TTL = env_number("TICKET_TTL", 30, minimum=1)
 
 COPILOT_RATE_LIMIT = env_number("COPILOT_RATE_LIMIT", 10, minimum=1)

@@ -34,6 +34,7 @@ from realtime import metrics
 from realtime.auth import MISSING, AuthResult, validate_refresh_token
 from realtime.broadcast import FANOUT_EVENT, group_join, group_leave
 from realtime.callbacks import CallbackRegistry, CallbackTimeout
+from realtime.direct import DirectWriter, direct_writer, prepared_text
 from realtime.heartbeat import Heartbeat, heartbeat_settings
 from realtime.hub import fanout_mode
 from realtime.presence import ALL, presence_leave, presence_set
@@ -191,6 +192,8 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         self.limiters: dict[str, LocalRateLimiter] = {}
         self.heartbeat: Heartbeat | None = None
         self._expiry_timer: asyncio.TimerHandle | None = None
+        self._direct: DirectWriter | None | bool = False  # False: not looked up yet
+        self._sending = 0  # ordinary sends in progress (direct writes wait for none)
         self._groups_refreshed = time.monotonic()
         # Hub deliveries wait here until on_connect returns, exactly as channel-layer
         # events wait in the queue, so a greeting or a replay is never overtaken.
@@ -418,6 +421,7 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
 
     # ------------------------------------------------------------------ sending
     async def _write(self, message: dict) -> None:
+        self._sending += 1
         try:
             await self.base_send(message)
         except OSError:
@@ -425,6 +429,30 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
             # websocket.disconnect is on the way: stop writing, quietly. A storm of
             # departures must not become a storm of logged tracebacks.
             self.closing = True
+        finally:
+            self._sending -= 1
+
+    async def write_broadcast(self, text: str) -> None:
+        """A broadcast's frame: framed once per process where the server allows it.
+
+        ``realtime.direct`` writes the shared prepared frame straight to the socket;
+        only while no ordinary send of this socket is in progress, so nothing is
+        overtaken. Otherwise (and on daphne) the ordinary ``websocket.send``.
+        """
+        if self.closing:
+            return
+        direct = self._direct
+        if direct is False:
+            direct = self._direct = (
+                direct_writer(self.base_send)
+                if settings.REALTIME_DIRECT_WRITES
+                else None
+            )
+        if direct is not None and not self._sending and direct(prepared_text(text)):
+            metrics.broadcast_writes["prepared"] += 1
+            return
+        metrics.broadcast_writes["asgi"] += 1
+        await self._write({"type": "websocket.send", "text": text})
 
     async def send_text(self, text: str) -> None:
         if not self.closing:
@@ -491,9 +519,8 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
 
     async def realtime_fanout(self, event: dict) -> None:
         """A prepared frame from ``realtime.broadcast``: hand it to the socket."""
-        if self.closing or event.get("exclude") == self.channel_name:
-            return
-        await self._write({"type": "websocket.send", "text": event["text"]})
+        if event.get("exclude") != self.channel_name:
+            await self.write_broadcast(event["text"])
 
     async def realtime_close(self, event: dict) -> None:
         if event.get("exclude") != self.channel_name:

@@ -9,6 +9,7 @@ connections_total: Counter[str] = Counter()  # by endpoint
 closes: Counter[int] = Counter()  # by close code the server sent
 errors: Counter[str] = Counter()  # by error code sent to clients
 frames_in: Counter[str] = Counter()  # by endpoint
+broadcast_writes: Counter[str] = Counter()  # by path: prepared (direct) or asgi
 
 
 def render() -> str:
@@ -37,6 +38,13 @@ def render() -> str:
     )
     family(
         "realtime_frames_in_total", "counter", "Client frames.", frames_in, "endpoint"
+    )
+    family(
+        "realtime_broadcast_writes_total",
+        "counter",
+        "Broadcast frames written to sockets, by path (prepared: framed once).",
+        broadcast_writes,
+        "path",
     )
     family("realtime_errors_total", "counter", "Error frames sent.", errors, "code")
     family("realtime_closes_total", "counter", "Closes sent by code.", closes, "code")

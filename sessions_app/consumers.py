@@ -259,7 +259,7 @@ class SessionConsumer(EnvelopeConsumer):
         if seq == self.last_seq_sent + 1 and not self._ahead and not self.closing:
             # The common case, in order: no lock, no buffering, one socket write.
             self.last_seq_sent = seq
-            await self.send_text(event["text"])
+            await self.write_broadcast(event["text"])
             return
         if self.closing or seq <= self.last_seq_sent:
             return  # already replayed or delivered

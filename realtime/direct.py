@@ -1,0 +1,91 @@
+"""Prepared frames: a broadcast is framed once per process, not once per receiver.
+
+Through ASGI every ``websocket.send`` is framed again by the server, per receiver: on
+uvicorn's websockets-sansio protocol that is the text encoded, a frame object built
+and serialised, the bytes joined, and only then the one socket write that must happen
+per receiver (profiled on bench W1: the framing cost more than the write). Centrifugo
+and gorilla/websocket's ``PreparedMessage`` frame a broadcast once; so does this module,
+where the server allows it:
+
+* ``text_frame(text)`` builds the unmasked, unfragmented text frame a server sends
+  (RFC 6455 §5.2); ``prepared_text`` keeps the last one, so the receivers of one
+  broadcast (delivered one after another by the hub) share it.
+* ``direct_writer(send)`` recognises uvicorn's websockets-sansio protocol behind an ASGI
+  ``send`` and returns a function that writes a prepared frame to its transport, or
+  declines (``False``) whenever the ordinary path must be taken: a compression
+  extension was negotiated (browsers ask for permessage-deflate: frames differ per
+  receiver), the server is applying back-pressure, or the connection is closing. Any
+  other server (daphne) or protocol gets ``None``: the ordinary ``send``.
+
+The consumer writes directly only while none of its ordinary sends is in progress, so
+frames never overtake each other (``EnvelopeConsumer.write_broadcast``). The check is on
+the exact class and attributes of the uvicorn version in requirements.txt; anything
+else falls back, and ``REALTIME_DIRECT_WRITES=0`` turns it off.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from websockets.protocol import State
+
+SANSIO_PROTOCOL = (
+    "uvicorn.protocols.websockets.websockets_sansio_impl",
+    "WebSocketsSansIOProtocol",
+)
+
+DirectWriter = Callable[[bytes], bool]
+
+
+def text_frame(text: str) -> bytes:
+    """One final, unmasked text frame carrying ``text`` (server to client)."""
+    data = text.encode("utf-8")
+    size = len(data)
+    if size < 126:
+        header = struct.pack("!BB", 0x81, size)
+    elif size < 65536:
+        header = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, size)
+    return header + data
+
+
+_last: list[Any] = [None, b""]  # [text, its frame]: one broadcast's receivers share it
+
+
+def prepared_text(text: str) -> bytes:
+    """``text_frame(text)``, built once for consecutive calls with the same object."""
+    if _last[0] is not text:
+        _last[1] = text_frame(text)
+        _last[0] = text
+    return _last[1]
+
+
+def direct_writer(send: Callable) -> DirectWriter | None:
+    """A writer of prepared frames for the server behind ``send``, if it allows one."""
+    protocol = getattr(send, "__self__", None)
+    kind = type(protocol)
+    if (kind.__module__, kind.__name__) != SANSIO_PROTOCOL:
+        return None
+    conn = getattr(protocol, "conn", None)
+    transport = getattr(protocol, "transport", None)
+    writable = getattr(protocol, "writable", None)
+    if conn is None or transport is None or writable is None:
+        return None
+    if getattr(conn, "extensions", None):  # permessage-deflate: per-receiver frames
+        return None
+
+    def write(frame: bytes) -> bool:
+        if (
+            protocol.close_sent
+            or protocol.disconnected
+            or not writable.is_set()
+            or conn.state is not State.OPEN
+        ):
+            return False
+        transport.write(frame)
+        return True
+
+    return write
