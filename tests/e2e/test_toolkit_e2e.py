@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
+from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
@@ -176,3 +178,29 @@ def test_two_processes_share_presence_and_broadcasts(tmp_path):
                 assert status == 200 and ready["checks"]["channel_layer"] == "ok"
     finally:
         drop()
+
+
+def sqlite_files_open(server) -> int:
+    """Descriptors the server process holds on its SQLite files (db, -wal, -shm)."""
+    fd_dir = Path(f"/proc/{server.process.pid}/fd")
+    count = 0
+    for fd in fd_dir.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        count += "e2e.sqlite3" in target
+    return count
+
+
+def test_http_requests_do_not_leave_database_connections_open(server):
+    """SQLite keeps one connection for the sockets' database thread (CONN_MAX_AGE is
+    None); each HTTP request runs in a thread of its own under ASGI and must close
+    its connection when it ends, or every request would leave files open."""
+    token = server.alice["access"]
+    for _ in range(3):  # warm up: the first requests open what stays open
+        assert server.request("GET", "/api/sessions/", token=token)[0] == 200
+    before = sqlite_files_open(server)
+    for _ in range(30):
+        assert server.request("GET", "/api/sessions/", token=token)[0] == 200
+    assert sqlite_files_open(server) <= before
