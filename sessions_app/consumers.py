@@ -167,7 +167,7 @@ class SessionConsumer(EnvelopeConsumer):
         # Alone in the room: nobody to tell, and whoever enters later reads us in
         # their welcome (we entered presence before our own read).
         if first_tab and len(online) > 1:
-            await self._tell_others(JOINED, participant, *marks)
+            await self._tell_others(JOINED, participant, *marks, len(online))
 
     def _enter(self, code: str) -> tuple[Session, Participant]:
         """The session and who this socket is in it: one trip to the database thread.
@@ -238,18 +238,35 @@ class SessionConsumer(EnvelopeConsumer):
         # the welcomes read meanwhile listed it.
         online = session_online_ids(session_id=self.session_id)
         if online and participant.pk not in online:
-            await self._tell_others(LEFT, participant, self.left_mark, self.left_mark)
+            await self._tell_others(
+                LEFT, participant, self.left_mark, self.left_mark, len(online)
+            )
         await db(participant_seen)(participant_id=participant.pk)
 
     async def _tell_others(
-        self, type_: str, participant: Participant, before: int, after: int
+        self,
+        type_: str,
+        participant: Participant,
+        before: int,
+        after: int,
+        room_size: int,
     ) -> None:
         notice = Notice(
             type_, participant_payload(participant), self.channel_name, before, after
         )
-        await coalescer().tell(self.session_id, notice)
+        await coalescer().tell(self.session_id, notice, room_size)
 
     # ------------------------------------------------------------------ ordered fan-out
+    def fanout_ready(self, event: dict) -> bool:
+        """The hub may write a frame at once if it has no seq or the next one."""
+        seq = event.get("seq")
+        return seq is None or (seq == self.last_seq_sent + 1 and not self._ahead)
+
+    def fanout_done(self, event: dict) -> None:
+        seq = event.get("seq")
+        if seq is not None:
+            self.last_seq_sent = seq
+
     async def realtime_fanout(self, event: dict) -> None:
         """Stored messages (with a seq) go out in seq order, once; the rest as is."""
         seq = event.get("seq")

@@ -39,8 +39,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
@@ -48,7 +48,7 @@ from django.conf import settings
 from realtime.broadcast import broadcast
 from realtime.groups import session_group
 from realtime.protocol import encode_frame
-from sessions_app.selectors import session_online_ids
+from sessions_app.selectors import session_online_by_id
 
 logger = logging.getLogger("sessions_app.notices")
 
@@ -56,10 +56,16 @@ JOINED = "participant.joined"
 LEFT = "participant.left"
 CHANGED = "participants.changed"
 DEFAULT_WINDOW = 0.25  # seconds
+DEFAULT_COALESCE_FROM = 100  # people online
 
 
 def notice_window() -> float:
     return float(getattr(settings, "SESSION_NOTICE_WINDOW", DEFAULT_WINDOW))
+
+
+def coalesce_from() -> int:
+    """Rooms with fewer people online get every notice at once, as PROTOCOL §5 says."""
+    return int(getattr(settings, "SESSION_NOTICE_COALESCE_FROM", DEFAULT_COALESCE_FROM))
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +104,21 @@ def net_changes(notices: Iterable[Notice], *, may_cancel: bool = True) -> list[N
     return changes
 
 
-def still_true(changes: Iterable[Notice], online: set[int]) -> list[Notice]:
+def still_true(changes: Iterable[Notice], online: Collection[int]) -> list[Notice]:
     """The changes presence agrees with: joined ones online, left ones not."""
     return [c for c in changes if (c.type == JOINED) == (c.participant_id in online)]
+
+
+def freshened(changes: Iterable[Notice], online: Collection[int]) -> list[Notice]:
+    """Joined people as presence has them now: a rename while the notice waited wins."""
+    if not isinstance(online, Mapping):
+        return list(changes)
+    return [
+        replace(c, person=online.get(c.participant_id, c.person))
+        if c.type == JOINED
+        else c
+        for c in changes
+    ]
 
 
 def changes_frame(changes: Sequence[Notice]) -> tuple[str, str | None] | None:
@@ -139,11 +157,12 @@ class NoticeCoalescer:
         *,
         may_cancel: bool = True,
         send: Send = _broadcast,
-        online: Callable[[int], set[int]] | None = None,
+        online: Callable[[int], Collection[int]] | None = None,
     ) -> None:
         self.may_cancel = may_cancel
         self.send = send
-        self.online = online or (lambda sid: session_online_ids(session_id=sid))
+        # Who is here now, by participant id (a mapping to their names refreshes them).
+        self.online = online or (lambda sid: session_online_by_id(session_id=sid))
         self.rooms: dict[int, _Room] = {}
         self.welcomes = 0  # welcome reads so far, in every room
         self.flushing: set[asyncio.Task] = set()
@@ -153,15 +172,18 @@ class NoticeCoalescer:
         self.welcomes += 1
         return self.welcomes - 1, self.welcomes
 
-    async def tell(self, session_id: int, notice: Notice) -> None:
-        """Send ``notice`` now (leading edge, or no window) or with the room's next
-        flush."""
+    async def tell(
+        self, session_id: int, notice: Notice, room_size: int | None = None
+    ) -> None:
+        """Send ``notice`` now (a small room, the leading edge, or no window) or with
+        the room's next flush. ``room_size``: people online (``None``: unknown, big)."""
         window = notice_window()
-        if window <= 0:
+        room = self.rooms.get(session_id)
+        small = room_size is not None and room_size < coalesce_from()
+        if window <= 0 or (small and (room is None or not room.pending)):
             await self._send_now(session_id, notice)
             return
         now = asyncio.get_running_loop().time()
-        room = self.rooms.get(session_id)
         if room is None:
             room = self.rooms[session_id] = _Room()
         if not room.pending and now - room.last_flush >= window:
@@ -202,7 +224,8 @@ class NoticeCoalescer:
         try:
             changes = net_changes(notices, may_cancel=self.may_cancel)
             if changes:
-                changes = still_true(changes, self.online(session_id))
+                online = self.online(session_id)
+                changes = freshened(still_true(changes, online), online)
             frame = changes_frame(changes)
             if frame is not None:
                 await self.send(session_id, *frame)

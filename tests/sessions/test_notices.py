@@ -181,6 +181,36 @@ async def test_a_failing_flush_is_logged_and_the_next_one_works(settings, caplog
     assert sent.frames[-1][1]["payload"] == person(3)
 
 
+async def test_a_rename_while_waiting_is_what_the_flush_tells(settings):
+    settings.SESSION_NOTICE_WINDOW = 0.05
+    sent = Sent()
+    online = {1: person(1), 2: person(2)}
+    c = NoticeCoalescer(send=sent, online=lambda sid: online)
+    await c.tell(5, joined(1))
+    await c.tell(5, joined(2, nickname="old"))
+    online[2] = person(2, "new")  # participant.updated went out meanwhile
+    await settled(c)
+    assert sent.frames[-1][1]["payload"] == person(2, "new")
+
+
+async def test_rooms_below_the_threshold_are_told_at_once(settings):
+    settings.SESSION_NOTICE_WINDOW = 30
+    settings.SESSION_NOTICE_COALESCE_FROM = 10
+    sent = Sent()
+    c = NoticeCoalescer(send=sent, online=lambda sid: {1, 2, 3})
+    for pid in (1, 2, 3):
+        await c.tell(5, joined(pid), room_size=pid + 1)
+    assert [f["payload"]["participant_id"] for _, f, _ in sent.frames] == [1, 2, 3]
+    await c.tell(5, joined(4), room_size=10)  # big now: the leading edge...
+    await c.tell(5, joined(5), room_size=11)  # ...then the window
+    await c.tell(5, joined(6), room_size=9)  # small again, but 5 waits: so does 6
+    assert len(sent.frames) == 4 and pending_of(c, 5) == [5, 6]
+
+
+def pending_of(c: NoticeCoalescer, session_id: int) -> list[int]:
+    return [n.participant_id for n in c.rooms[session_id].pending]
+
+
 async def test_window_zero_sends_each_notice_at_once(settings):
     settings.SESSION_NOTICE_WINDOW = 0
     sent = Sent()

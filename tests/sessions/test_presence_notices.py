@@ -30,6 +30,12 @@ from tests.sessions.conftest import (
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(30)]
 
 
+@pytest.fixture(autouse=True)
+def coalesce_any_room(settings):
+    """These tests are about coalescing: let it start with the second person."""
+    settings.SESSION_NOTICE_COALESCE_FROM = 0
+
+
 def apply(online: dict[int, dict], frame: dict) -> None:
     """What a client does with a notice."""
     payload = frame["payload"]
@@ -104,6 +110,22 @@ async def test_a_quiet_room_hears_a_join_at_once(host, settings):
         "role": "guest",
     }
     await disconnect_all(ann, watcher)
+
+
+async def test_a_small_room_hears_every_join_alone_even_in_a_storm(host, settings):
+    settings.SESSION_NOTICE_WINDOW = 30
+    settings.SESSION_NOTICE_COALESCE_FROM = 100  # the default: PROTOCOL §5 as written
+    session = await create_session(host)
+    _, watcher_token = await guest(session, "watcher")
+    people = [await guest(session, f"g{i}") for i in range(6)]
+    watcher, _ = await join(session.code, watcher_token)
+    joins = await asyncio.gather(*(join(session.code, token) for _, token in people))
+    pids = {pid for pid, _ in people}
+    frames = await frames_until(watcher, lambda got: set(ids_joined(got)) >= pids)
+    told = notices_in(frames)
+    assert [f["type"] for f in told] == [JOINED] * len(pids)
+    assert sorted(ids_joined(told)) == sorted(pids)
+    await disconnect_all(watcher, *(comm for comm, _ in joins))
 
 
 async def test_a_join_storm_is_told_in_few_frames_each_joiner_once(host, settings):
