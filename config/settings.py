@@ -213,6 +213,10 @@ REALTIME_MAX_TASKS = env_number("REALTIME_MAX_TASKS", 32, minimum=1)
 # Broadcast frames framed once per process and written straight to uvicorn's sockets
 # (realtime/direct.py); 0 sends every frame through ASGI's websocket.send.
 REALTIME_DIRECT_WRITES = env_bool("REALTIME_DIRECT_WRITES", True)
+# A client that is behind gets its broadcasts queued up to this many bytes, then 4012.
+REALTIME_MAX_QUEUED_BYTES = env_number(
+    "REALTIME_MAX_QUEUED_BYTES", 4 * 1024 * 1024, minimum=65536
+)
 TICKET_TTL = env_number("TICKET_TTL", 30, minimum=1)
 
 COPILOT_RATE_LIMIT = env_number("COPILOT_RATE_LIMIT", 10, minimum=1)
@@ -240,6 +244,9 @@ SESSION_GUEST_TOKEN_TTL = env_number("SESSION_GUEST_TOKEN_TTL", 43200, minimum=6
 SESSION_GAP_WAIT = env_number("SESSION_GAP_WAIT", 0.5, minimum=0.01, integer=False)
 SESSION_HISTORY_PAGE_SIZE = env_number("SESSION_HISTORY_PAGE_SIZE", 100, minimum=1)
 SESSION_NOTICE_WINDOW = env_number("SESSION_NOTICE_WINDOW", 0.25, integer=False)
+SESSION_NOTICE_COALESCE_FROM = env_number(
+    "SESSION_NOTICE_COALESCE_FROM", 100, minimum=0
+)
 
 STREAM_MAX_IN_FLIGHT = env_number("STREAM_MAX_IN_FLIGHT", 2, minimum=1)
 STREAM_ACK_TIMEOUT = env_number("STREAM_ACK_TIMEOUT", 10, minimum=0.1, integer=False)

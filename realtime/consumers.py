@@ -34,7 +34,7 @@ from realtime import metrics
 from realtime.auth import MISSING, AuthResult, validate_refresh_token
 from realtime.broadcast import FANOUT_EVENT, group_join, group_leave
 from realtime.callbacks import CallbackRegistry, CallbackTimeout
-from realtime.direct import DirectWriter, direct_writer, prepared_text
+from realtime.direct import SocketWriter, prepared_text, socket_writer
 from realtime.heartbeat import Heartbeat, heartbeat_settings
 from realtime.hub import fanout_mode
 from realtime.presence import ALL, presence_leave, presence_set
@@ -64,6 +64,13 @@ logger = logging.getLogger("realtime.consumer")
 
 VIOLATION_WINDOW = 60.0  # seconds (docs/protocol.md §2)
 GROUP_REFRESH_EVERY = 3600.0  # channels-redis forgets group members after a day
+CLOSE_WAIT = 5.0  # seconds a client has to take a close frame before it is cut off
+
+
+def _event_size(event: dict) -> int:
+    """Bytes an event holds (its text, frame or image), for the send-queue bound."""
+    return sum(len(value) for value in event.values() if type(value) in (str, bytes))
+
 
 _open_connections = 0
 
@@ -192,8 +199,11 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         self.limiters: dict[str, LocalRateLimiter] = {}
         self.heartbeat: Heartbeat | None = None
         self._expiry_timer: asyncio.TimerHandle | None = None
-        self._direct: DirectWriter | None | bool = False  # False: not looked up yet
+        self._writer: SocketWriter | None = None  # uvicorn's connection, after accept
         self._sending = 0  # ordinary sends in progress (direct writes wait for none)
+        self._outbox: deque[dict] | None = None  # hub events while the client is behind
+        self._outbox_bytes = 0
+        self.max_queued_bytes = int(settings.REALTIME_MAX_QUEUED_BYTES)
         self._groups_refreshed = time.monotonic()
         # Hub deliveries wait here until on_connect returns, exactly as channel-layer
         # events wait in the queue, so a greeting or a replay is never overtaken.
@@ -205,6 +215,9 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         # Accept first, then close with a code: a refused handshake shows browsers
         # only an HTTP 403 and loses the reason (docs/protocol.md §2).
         await self.accept()
+        self._writer = socket_writer(self.base_send)
+        if self._writer is not None and not settings.REALTIME_DIRECT_WRITES:
+            self._writer.prepared_ok = False
         metrics.connections_total[self.endpoint] += 1
         if _open_connections >= int(settings.REALTIME_MAX_CONNECTIONS):
             await self.close_with(CloseCode.TRY_AGAIN_LATER)
@@ -286,7 +299,24 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         self.closing = True
         metrics.closes[int(code)] += 1
         logger.info("closing conn=%s code=%s", self.conn_id, int(code))
-        await self._write({"type": "websocket.close", "code": int(code)})
+        await self._send_close(int(code))
+
+    async def _send_close(self, code: int) -> None:
+        """The close frame; on uvicorn, the connection is cut if the client never
+        takes it: ``send`` waits while the client does not read, and after the frame
+        the transport waits to drain, so a stuck client would otherwise keep its
+        socket, this consumer, its groups and its presence forever."""
+        message = {"type": "websocket.close", "code": code}
+        writer = self._writer
+        if writer is None:  # daphne: its own close handshake and timeouts
+            await self._write(message)
+            return
+        try:
+            await asyncio.wait_for(self._write(message), CLOSE_WAIT)
+        except TimeoutError:
+            writer.abort()
+            return
+        asyncio.get_running_loop().call_later(CLOSE_WAIT, writer.abort)
 
     # ------------------------------------------------------------------ hooks
     async def on_connect(self) -> None:
@@ -421,6 +451,10 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
 
     # ------------------------------------------------------------------ sending
     async def _write(self, message: dict) -> None:
+        writer = self._writer
+        if writer is not None and writer.closed():  # uvicorn's send would raise
+            self.closing = True
+            return
         self._sending += 1
         try:
             await self.base_send(message)
@@ -441,14 +475,12 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         """
         if self.closing:
             return
-        direct = self._direct
-        if direct is False:
-            direct = self._direct = (
-                direct_writer(self.base_send)
-                if settings.REALTIME_DIRECT_WRITES
-                else None
-            )
-        if direct is not None and not self._sending and direct(prepared_text(text)):
+        writer = self._writer
+        if (
+            writer is not None
+            and not self._sending
+            and writer.write(prepared_text(text))
+        ):
             metrics.broadcast_writes["prepared"] += 1
             return
         metrics.broadcast_writes["asgi"] += 1
@@ -502,14 +534,88 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
             entries={room: self.presence[room], ALL: self.presence[ALL]},
         )
 
+    def deliver_now(self, event: dict) -> bool:
+        """The hub's fast path: write a broadcast frame without awaiting, if it can.
+
+        Only a prepared write qualifies (``realtime.direct``), only when nothing is
+        held or being sent and the endpoint says the frame is next
+        (``fanout_ready``). ``False``: nothing was done, ``hub_deliver`` follows.
+        """
+        writer = self._writer
+        if (
+            writer is None
+            or self._held is not None
+            or self._outbox is not None
+            or self._sending
+            or event["type"] != FANOUT_EVENT
+            or not self.fanout_ready(event)
+        ):
+            return False
+        if self.closing or event.get("exclude") == self.channel_name:
+            return True  # nothing to send
+        if not writer.write(prepared_text(event["text"])):
+            return False
+        metrics.broadcast_writes["prepared"] += 1
+        self.fanout_done(event)
+        return True
+
+    def fanout_ready(self, event: dict) -> bool:
+        """May this broadcast frame be written now? (Sessions: the next seq.)"""
+        return True
+
+    def fanout_done(self, event: dict) -> None:
+        """This broadcast frame was written by ``deliver_now``."""
+
     async def hub_deliver(self, event: dict) -> None:
         """The hub's direct delivery: the same events the layer would dispatch."""
         if self._held is not None:
             self._held.append(event)
+        elif self._outbox is not None or (
+            self._writer is not None and self._writer.paused()
+        ):
+            self._queue(event)
         elif event["type"] == FANOUT_EVENT:  # the hot path: no handler lookup
             await self.realtime_fanout(event)
         else:
             await self.dispatch(event)
+
+    def _queue(self, event: dict) -> None:
+        """The client is behind: keep its events, in order, without making the hub wait.
+
+        uvicorn's ``send`` waits while the socket's buffer is full, and the hub
+        delivers to one socket after another: one slow client would stall the whole
+        room. Its events wait here instead, drained by a task of its own. Past
+        ``REALTIME_MAX_QUEUED_BYTES`` the client is not coming back: it is closed with
+        4012 (resync with ``since``) and the queue is freed.
+        """
+        if self.closing:
+            return
+        if self._outbox is None:
+            self._outbox = deque()
+            self._outbox_bytes = 0
+            self.spawn(self._drain(self._outbox))
+        self._outbox.append(event)
+        self._outbox_bytes += _event_size(event)
+        metrics.broadcast_writes["queued"] += 1
+        if self._outbox_bytes > self.max_queued_bytes:
+            self._outbox.clear()
+            self.closing = True
+            metrics.closes[int(CloseCode.GOING_AWAY)] += 1
+            logger.warning("client too far behind: closing conn=%s 4012", self.conn_id)
+            self.spawn(self._send_close(int(CloseCode.GOING_AWAY)))
+
+    async def _drain(self, outbox: deque[dict]) -> None:
+        try:
+            while outbox:
+                event = outbox.popleft()
+                self._outbox_bytes -= _event_size(event)
+                if event["type"] == FANOUT_EVENT:
+                    await self.realtime_fanout(event)
+                else:
+                    await self.dispatch(event)
+        finally:
+            if self._outbox is outbox:
+                self._outbox = None
 
     async def _release_held(self) -> None:
         held = self._held

@@ -10,12 +10,15 @@ where the server allows it:
 * ``text_frame(text)`` builds the unmasked, unfragmented text frame a server sends
   (RFC 6455 §5.2); ``prepared_text`` keeps the last one, so the receivers of one
   broadcast (delivered one after another by the hub) share it.
-* ``direct_writer(send)`` recognises uvicorn's websockets-sansio protocol behind an ASGI
-  ``send`` and returns a function that writes a prepared frame to its transport, or
-  declines (``False``) whenever the ordinary path must be taken: a compression
-  extension was negotiated (browsers ask for permessage-deflate: frames differ per
-  receiver), the server is applying back-pressure, or the connection is closing. Any
-  other server (daphne) or protocol gets ``None``: the ordinary ``send``.
+* ``socket_writer(send)`` recognises uvicorn's websockets-sansio protocol behind an ASGI
+  ``send``. Its ``write`` puts a prepared frame on the transport, or declines
+  (``False``) whenever the ordinary path must be taken: a compression extension was
+  negotiated (browsers ask for permessage-deflate: frames differ per receiver), the
+  server is applying back-pressure, or the connection is closing. Any other server
+  (daphne) or protocol gets ``None``: the ordinary ``send``.
+* ``paused()`` says the client is behind: uvicorn's ``send`` would wait until it reads
+  again, and the hub, which delivers to one socket after another, with it. The consumer
+  queues that socket's broadcasts instead (bounded; past the bound it closes it 4012).
 
 The consumer writes directly only while none of its ordinary sends is in progress, so
 frames never overtake each other (``EnvelopeConsumer.write_broadcast``). The check is on
@@ -35,8 +38,6 @@ SANSIO_PROTOCOL = (
     "uvicorn.protocols.websockets.websockets_sansio_impl",
     "WebSocketsSansIOProtocol",
 )
-
-DirectWriter = Callable[[bytes], bool]
 
 
 def text_frame(text: str) -> bytes:
@@ -63,29 +64,55 @@ def prepared_text(text: str) -> bytes:
     return _last[1]
 
 
-def direct_writer(send: Callable) -> DirectWriter | None:
-    """A writer of prepared frames for the server behind ``send``, if it allows one."""
+class SocketWriter:
+    """uvicorn's websockets-sansio connection behind one ASGI ``send``."""
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol
+        self.conn = protocol.conn
+        self.transport = protocol.transport
+        self.writable = protocol.writable
+        # permessage-deflate (browsers ask for it): frames differ per receiver.
+        self.prepared_ok = not getattr(self.conn, "extensions", None)
+
+    def paused(self) -> bool:
+        """The client is behind: uvicorn's ``send`` would wait until it reads."""
+        return not self.writable.is_set()
+
+    def closed(self) -> bool:
+        """No frame may be sent any more (uvicorn's ``send`` would raise)."""
+        protocol = self.protocol
+        return (
+            protocol.close_sent or protocol.disconnected or self.transport.is_closing()
+        )
+
+    def write(self, frame: bytes) -> bool:
+        """Write a prepared frame; ``False``: take ASGI's ``send`` instead."""
+        if (
+            not self.prepared_ok
+            or not self.writable.is_set()
+            or self.closed()
+            or self.conn.state is not State.OPEN
+        ):
+            return False
+        self.transport.write(frame)
+        return True
+
+    def abort(self) -> None:
+        """Drop the connection without a closing handshake (the client is stuck)."""
+        if not self.protocol.disconnected:
+            self.transport.abort()
+
+
+def socket_writer(send: Callable) -> SocketWriter | None:
+    """The ``SocketWriter`` of the server behind ``send``, or ``None`` (daphne...)."""
     protocol = getattr(send, "__self__", None)
     kind = type(protocol)
     if (kind.__module__, kind.__name__) != SANSIO_PROTOCOL:
         return None
-    conn = getattr(protocol, "conn", None)
-    transport = getattr(protocol, "transport", None)
-    writable = getattr(protocol, "writable", None)
-    if conn is None or transport is None or writable is None:
+    if not all(
+        hasattr(protocol, name)
+        for name in ("conn", "transport", "writable", "close_sent", "disconnected")
+    ):
         return None
-    if getattr(conn, "extensions", None):  # permessage-deflate: per-receiver frames
-        return None
-
-    def write(frame: bytes) -> bool:
-        if (
-            protocol.close_sent
-            or protocol.disconnected
-            or not writable.is_set()
-            or conn.state is not State.OPEN
-        ):
-            return False
-        transport.write(frame)
-        return True
-
-    return write
+    return SocketWriter(protocol)

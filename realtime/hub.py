@@ -36,6 +36,8 @@ logger = logging.getLogger("realtime.hub")
 class Member(Protocol):
     channel_name: str
 
+    def deliver_now(self, event: dict[str, Any]) -> bool: ...
+
     async def hub_deliver(self, event: dict[str, Any]) -> None: ...
 
 
@@ -83,13 +85,19 @@ class Hub:
         await self.deliver_local(group, event)
 
     async def deliver_local(self, group: str, event: dict[str, Any]) -> None:
-        """Hand the one shared ``event`` (never copied or mutated) to each member."""
+        """Hand the one shared ``event`` (never copied or mutated) to each member.
+
+        ``deliver_now`` writes without awaiting when it can (a prepared frame, in
+        order): no coroutine per receiver on the common path. Otherwise, and for
+        every other event, ``hub_deliver``.
+        """
         members = self.groups.get(group)
         if not members:
             return
         for member in tuple(members.values()):
             try:
-                await member.hub_deliver(event)
+                if not member.deliver_now(event):
+                    await member.hub_deliver(event)
             except Exception:  # one broken socket must not stop the fan-out
                 logger.exception("delivery to %s failed", member.channel_name)
 

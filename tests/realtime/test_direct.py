@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from websockets.frames import Frame, Opcode
 
-from realtime.direct import direct_writer, prepared_text, text_frame
+from realtime.direct import socket_writer, prepared_text, text_frame
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 200_000])
@@ -27,10 +27,10 @@ async def test_other_servers_get_the_ordinary_send():
     async def send(message):  # daphne, the test communicator: a plain callable
         pass
 
-    assert direct_writer(send) is None
+    assert socket_writer(send) is None
 
     class Protocol:  # a look-alike with another name is not trusted either
         async def send(self, message):
             pass
 
-    assert direct_writer(Protocol().send) is None
+    assert socket_writer(Protocol().send) is None

@@ -82,6 +82,9 @@ class Recorder:
         self.events: list[dict] = []
         self.arrived = asyncio.Event()
 
+    def deliver_now(self, event: dict) -> bool:
+        return False  # a plain member: always through hub_deliver
+
     async def hub_deliver(self, event: dict) -> None:
         self.events.append(event)
         self.arrived.set()
