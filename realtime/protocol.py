@@ -244,8 +244,11 @@ def _locate(value: Any, where: str, depth: int) -> str | None:
 
 
 # What could hide something §1 refuses, seen in the text itself: a \u escape (NUL, a
-# lone surrogate), 16 digits in a row (an integer past 2^53) or an exponent (1e400).
-_RISKY_NUMBER = re.compile(r"[0-9](?:[0-9]{15}|[eE])")
+# lone surrogate), an integer part of 16 digits (past 2^53) or an exponent (1e400).
+# Digits inside strings (ids, stamps) are cheap to tell apart and skip the walk.
+_DIGITS_OR_EXPONENT = re.compile(r"[0-9](?:[0-9]{15}|[eE])")  # cheap, may be a string
+# A number's integer part starts after one of these: 16 digits there is past 2^53.
+_RISKY_NUMBER = re.compile(r"[0-9][eE]|[\[:,\s-][0-9]{16}")
 
 
 def _plainly_safe(text: str) -> bool:
@@ -257,7 +260,10 @@ def _plainly_safe(text: str) -> bool:
     return (
         text.count("{") + text.count("[") < MAX_DEPTH
         and "\\u" not in text
-        and _RISKY_NUMBER.search(text) is None
+        and (
+            _DIGITS_OR_EXPONENT.search(text) is None
+            or _RISKY_NUMBER.search(text) is None
+        )
         and (text.isascii() or _bad_string(text) is None)
     )
 

@@ -120,6 +120,9 @@ def test_text_with_nul_or_lone_surrogates_anywhere():
         '{"type":"a","payload":{"n":9007199254740993}}',
         '{"type":"a","payload":{"n":1e400}}',
         '{"type":"a","payload":{"n":-1.5E+300}}',
+        '{"type":"a","payload":{"n":[-12345678901234567]}}',
+        '{"type":"a","payload":{"n":\n12345678901234567.5}}',
+        '{"type":"a","payload":{"m":"LGT01795315623123456789","n":[1,2]}}',
         '{"type":"a","payload":{"k":"\\u0000"}}',
         '{"type":"a","payload":{"k":"\\uDC00"}}',
     ],
@@ -140,6 +143,8 @@ def test_the_text_shortcut_never_passes_what_the_walk_refuses(text):
 def test_ordinary_frames_skip_the_walk():
     assert _plainly_safe('{"type":"chat.send","payload":{"content":"hi 안녕","n":42}}')
     assert not _plainly_safe('{"type":"a","payload":{"n":12345678901234567}}')
+    # digits in a string (a stamp, an id) are not a number
+    assert _plainly_safe('{"type":"ping","payload":{"m":"LGT01795315623123456789"}}')
 
 
 def test_invalid_message_salvages_request_id():
