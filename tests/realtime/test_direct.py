@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
+
 import pytest
 from websockets.frames import Frame, Opcode
+from websockets.protocol import State
 
-from realtime.direct import prepared_text, socket_writer, text_frame
+from realtime.direct import SocketWriter, prepared_text, socket_writer, text_frame
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 200_000])
@@ -34,3 +38,66 @@ async def test_other_servers_get_the_ordinary_send():
             pass
 
     assert socket_writer(Protocol().send) is None
+
+
+class Transport:
+    def __init__(self) -> None:
+        self.data: list[bytes] = []
+        self.closing = False
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        self.data.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def sansio(extensions=()):
+    """What SocketWriter reads of uvicorn's websockets-sansio protocol."""
+    conn = SimpleNamespace(extensions=list(extensions), state=State.OPEN)
+    writable = asyncio.Event()
+    writable.set()
+    return SimpleNamespace(
+        conn=conn,
+        transport=Transport(),
+        writable=writable,
+        close_sent=False,
+        disconnected=False,
+    )
+
+
+async def test_the_writer_writes_only_while_the_connection_may_take_it():
+    protocol = sansio()
+    writer = SocketWriter(protocol)
+    assert writer.write(b"a") and protocol.transport.data == [b"a"]
+    protocol.writable.clear()  # the client is behind
+    assert writer.paused() and not writer.write(b"b")
+    protocol.writable.set()
+    protocol.conn.state = State.CLOSING
+    assert not writer.write(b"c")
+    protocol.conn.state = State.OPEN
+    protocol.close_sent = True
+    assert writer.closed() and not writer.write(b"d")
+    protocol.close_sent = False
+    protocol.transport.closing = True
+    assert writer.closed() and not writer.write(b"e")
+    assert protocol.transport.data == [b"a"]
+
+
+async def test_a_compressed_connection_is_never_written_prepared():
+    writer = SocketWriter(sansio(extensions=["permessage-deflate"]))
+    assert not writer.prepared_ok and not writer.write(b"a")
+
+
+async def test_abort_cuts_only_a_connection_still_open():
+    protocol = sansio()
+    SocketWriter(protocol).abort()
+    assert protocol.transport.aborted
+    gone = sansio()
+    gone.disconnected = True
+    SocketWriter(gone).abort()
+    assert not gone.transport.aborted

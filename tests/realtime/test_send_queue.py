@@ -1,0 +1,204 @@
+"""How a consumer writes broadcasts when its server lets it write frames directly
+(uvicorn: realtime/direct.py), with the server's socket replaced by a recording fake:
+prepared writes in order, a client that is behind queued without holding up the hub,
+one too far behind closed 4012 and cut off. The real thing:
+tests/e2e/test_uvicorn_e2e.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from realtime import consumers
+from realtime.auth import MISSING
+from realtime.broadcast import FANOUT_EVENT
+from realtime.direct import text_frame
+from realtime.echo import EchoConsumer
+from realtime.heartbeat import Heartbeat
+from realtime.hub import Hub
+
+
+class FakeWriter:
+    """Stands in for realtime.direct.SocketWriter (uvicorn's connection)."""
+
+    def __init__(self) -> None:
+        self.prepared_ok = True
+        self.behind = False  # uvicorn's writable event cleared
+        self.shut = False  # close sent or transport closing
+        self.frames: list[bytes] = []
+        self.aborted = False
+
+    def paused(self) -> bool:
+        return self.behind
+
+    def closed(self) -> bool:
+        return self.shut
+
+    def write(self, frame: bytes) -> bool:
+        if not self.prepared_ok or self.behind or self.shut:
+            return False
+        self.frames.append(frame)
+        return True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+class Socket:
+    """The ASGI send of the consumer: records messages; ``gate`` can hold them."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def __call__(self, message: dict) -> None:
+        await self.gate.wait()
+        self.sent.append(message)
+
+
+def consumer(writer: FakeWriter, socket: Socket, name: str = "c") -> EchoConsumer:
+    c = EchoConsumer()
+    c.scope = {"type": "websocket", "auth": MISSING, "path": "/ws/echo/"}
+    c.base_send = socket
+    c.channel_name = name
+    c._init_state()
+    c._held = None  # connected
+    c._writer = writer
+    return c
+
+
+def fanout(text: str, **extra) -> dict:
+    return {"type": FANOUT_EVENT, "text": text, **extra}
+
+
+def texts(socket: Socket) -> list[str]:
+    return [m["text"] for m in socket.sent if m["type"] == "websocket.send"]
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_broadcasts_are_written_prepared_without_awaiting():
+    writer, socket = FakeWriter(), Socket()
+    c = consumer(writer, socket)
+    assert c.deliver_now(fanout("one")) is True
+    assert c.deliver_now(fanout("two", exclude="c")) is True  # excluded: nothing
+    assert writer.frames == [text_frame("one")] and socket.sent == []
+
+
+async def test_the_hub_falls_back_when_the_writer_declines():
+    writer, socket = FakeWriter(), Socket()
+    writer.prepared_ok = False  # permessage-deflate negotiated
+    c = consumer(writer, socket)
+    hub = Hub()
+    await hub.join("g", c)
+    await hub.publish("g", fanout("x"))
+    assert texts(socket) == ["x"] and writer.frames == []
+
+
+async def test_a_client_behind_is_queued_in_order_and_the_hub_goes_on():
+    writer, slow_socket, other_socket = FakeWriter(), Socket(), Socket()
+    slow = consumer(writer, slow_socket, "slow")
+    other = consumer(FakeWriter(), other_socket, "other")
+    hub = Hub()
+    await hub.join("g", slow)
+    await hub.join("g", other)
+    writer.behind = True
+    slow_socket.gate.clear()  # uvicorn's send would wait
+    for i in range(3):
+        await asyncio.wait_for(hub.publish("g", fanout(f"m{i}")), 1)  # never blocks
+    assert len(other._writer.frames) == 3  # the others got everything at once
+    assert slow._outbox is not None and slow.deliver_now(fanout("m3")) is False
+    await hub.publish("g", fanout("m3"))  # joins the queue, behind the others
+    writer.behind = False
+    slow_socket.gate.set()  # the client reads again
+    await settle()
+    # m0 was already in uvicorn's send; once it went, the rest could be prepared.
+    assert texts(slow_socket) == ["m0"] and slow._outbox is None
+    assert writer.frames == [text_frame(f"m{i}") for i in (1, 2, 3)]
+    await hub.publish("g", fanout("m4"))  # caught up: straight from the hub again
+    assert writer.frames[-1] == text_frame("m4") and len(writer.frames) == 4
+
+
+async def test_too_far_behind_is_closed_4012_and_cut_off_if_it_takes_nothing(
+    monkeypatch, settings
+):
+    monkeypatch.setattr(consumers, "CLOSE_WAIT", 0.05)
+    writer, socket = FakeWriter(), Socket()
+    c = consumer(writer, socket)
+    c.max_queued_bytes = 1000
+    writer.behind = True
+    socket.gate.clear()  # not even the close frame gets through
+    await c.hub_deliver(fanout("x" * 600))
+    assert not c.closing
+    await c.hub_deliver(fanout("y" * 600))  # 1,200 bytes waiting: past the bound
+    assert c.closing and not c._outbox
+    await c.hub_deliver(fanout("z"))  # dropped
+    await asyncio.sleep(0.2)
+    assert writer.aborted  # the close frame waited in vain
+    socket.gate.set()
+    await settle()
+    assert texts(socket) == []
+
+
+async def test_a_socket_the_server_closed_is_not_written_to():
+    writer, socket = FakeWriter(), Socket()
+    c = consumer(writer, socket)
+    writer.shut = True
+    await c.send_text("late")
+    assert c.closing and socket.sent == []
+
+
+async def test_a_close_that_gets_through_still_cuts_a_client_that_never_answers(
+    monkeypatch,
+):
+    monkeypatch.setattr(consumers, "CLOSE_WAIT", 0.05)
+    writer, socket = FakeWriter(), Socket()
+    c = consumer(writer, socket)
+    await c.close_with(4010)
+    assert socket.sent == [{"type": "websocket.close", "code": 4010}]
+    await asyncio.sleep(0.2)
+    assert writer.aborted  # FakeWriter.abort stands for "abort if still open"
+
+
+@pytest.mark.parametrize("answer", [True, False])
+async def test_heartbeat_without_a_consumer_keeps_its_own_tasks(answer, caplog):
+    pings: list[str] = []
+    dead, three_pings = asyncio.Event(), asyncio.Event()
+
+    async def send_ping(nonce: str) -> None:
+        pings.append(nonce)
+        if len(pings) == 3:
+            three_pings.set()
+        if answer:
+            beat.pong(nonce)
+
+    async def on_dead() -> None:
+        dead.set()
+
+    def on_beat() -> None:
+        raise RuntimeError("redis blip")  # logged, the heartbeat goes on
+
+    beat = Heartbeat(
+        send_ping=send_ping,
+        on_dead=on_dead,
+        on_beat=on_beat,
+        interval=0.01,
+        timeout=0.02,
+        max_missed=2,
+    )
+    beat.start()
+    try:
+        if answer:
+            await asyncio.wait_for(three_pings.wait(), 2)
+            assert not dead.is_set() and "heartbeat refresh failed" in caplog.text
+        else:
+            await asyncio.wait_for(dead.wait(), 2)
+            assert len(pings) == 2
+    finally:
+        beat.stop()
