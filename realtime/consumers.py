@@ -138,10 +138,17 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
     throttles: ClassVar[dict[str, tuple[int, float]]] = {}
     clock: ClassVar[Callable[[], float]] = staticmethod(time.monotonic)
     _routes: ClassVar[dict[str, Route]] = {}
+    _fast_fanout: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._routes = build_routes(cls)
+        # A subclass with its own realtime_fanout takes the hub's fast path only if it
+        # also says, with fanout_ready, when a frame may skip it.
+        cls._fast_fanout = (
+            cls.realtime_fanout is EnvelopeConsumer.realtime_fanout
+            or cls.fanout_ready is not EnvelopeConsumer.fanout_ready
+        )
 
     # ------------------------------------------------------------------ dispatch
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
@@ -544,6 +551,7 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         writer = self._writer
         if (
             writer is None
+            or not self._fast_fanout
             or self._held is not None
             or self._outbox is not None
             or self._sending

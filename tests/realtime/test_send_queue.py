@@ -202,3 +202,23 @@ async def test_heartbeat_without_a_consumer_keeps_its_own_tasks(answer, caplog):
             assert len(pings) == 2
     finally:
         beat.stop()
+
+
+async def test_an_endpoint_with_its_own_fanout_keeps_it_unless_it_says_otherwise():
+    class Filtering(EchoConsumer):
+        async def realtime_fanout(self, event: dict) -> None:
+            if "secret" not in event["text"]:
+                await super().realtime_fanout(event)
+
+    class FilteringFast(Filtering):
+        def fanout_ready(self, event: dict) -> bool:
+            return "secret" not in event["text"]
+
+    for kind, fast in ((Filtering, False), (FilteringFast, True)):
+        writer, socket = FakeWriter(), Socket()
+        c = consumer(writer, socket)
+        c.__class__ = kind
+        assert c.deliver_now(fanout("hello")) is fast
+        assert c.deliver_now(fanout("a secret")) is False  # always its own handler
+        await c.hub_deliver(fanout("a secret"))
+        assert socket.sent == [] and len(writer.frames) == int(fast)
