@@ -69,7 +69,8 @@ CLOSE_WAIT = 5.0  # seconds a client has to take a close frame before it is cut 
 
 def _event_size(event: dict) -> int:
     """Bytes an event holds (its text, frame or image), for the send-queue bound."""
-    return sum(len(value) for value in event.values() if type(value) in (str, bytes))
+    sized = (str, bytes, bytearray, memoryview)
+    return sum(len(value) for value in event.values() if isinstance(value, sized))
 
 
 _open_connections = 0
