@@ -22,12 +22,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import weakref
 from typing import Any, Protocol
 
 import msgpack  # events may carry bytes (camera frames); channels-redis uses it too
 from django.conf import settings
 
+from realtime.looplocal import per_loop
 from realtime.protocol import CloseCode
 
 logger = logging.getLogger("realtime.hub")
@@ -196,20 +196,13 @@ class RedisRelay:
             logger.debug("relay close", exc_info=True)
 
 
-_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = (
-    weakref.WeakKeyDictionary()
-)
+def _new_hub() -> Hub:
+    redis_url = settings.REDIS_URL or None
+    prefix = settings.CACHES["default"].get("KEY_PREFIX") or "rt"
+    return Hub(redis_url, prefix)
 
 
-def get_hub() -> Hub:
-    """This event loop's hub (one per server process; one per test loop)."""
-    loop = asyncio.get_running_loop()
-    hub = _hubs.get(loop)
-    if hub is None:
-        redis_url = settings.REDIS_URL or None
-        prefix = settings.CACHES["default"].get("KEY_PREFIX") or "rt"
-        hub = _hubs[loop] = Hub(redis_url, prefix)
-    return hub
+get_hub = per_loop(_new_hub)  # this event loop's hub
 
 
 def fanout_mode() -> str:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -47,6 +46,7 @@ from django.conf import settings
 
 from realtime.broadcast import broadcast
 from realtime.groups import session_group
+from realtime.looplocal import per_loop
 from realtime.protocol import encode_frame
 from sessions_app.selectors import session_online_by_id
 
@@ -235,17 +235,10 @@ class NoticeCoalescer:
             )
 
 
-_coalescers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, NoticeCoalescer] = (
-    weakref.WeakKeyDictionary()
-)
+def _new_coalescer() -> NoticeCoalescer:
+    # With Redis, sockets of one room live in several processes whose welcome
+    # reads this one cannot count: never cancel a come-and-go there.
+    return NoticeCoalescer(may_cancel=not settings.REDIS_URL)
 
 
-def coalescer() -> NoticeCoalescer:
-    """This event loop's coalescer (one per server process; one per test loop)."""
-    loop = asyncio.get_running_loop()
-    found = _coalescers.get(loop)
-    if found is None:
-        # With Redis, sockets of one room live in several processes whose welcome
-        # reads this one cannot count: never cancel a come-and-go there.
-        found = _coalescers[loop] = NoticeCoalescer(may_cancel=not settings.REDIS_URL)
-    return found
+coalescer = per_loop(_new_coalescer)  # this event loop's coalescer
