@@ -481,18 +481,18 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         only while no ordinary send of this socket is in progress, so nothing is
         overtaken. Otherwise (and on daphne) the ordinary ``websocket.send``.
         """
-        if self.closing:
-            return
-        writer = self._writer
-        if (
-            writer is not None
-            and not self._sending
-            and writer.write(prepared_text(text))
-        ):
-            metrics.broadcast_writes["prepared"] += 1
+        if self.closing or self._write_prepared(text):
             return
         metrics.broadcast_writes["asgi"] += 1
         await self._write({"type": "websocket.send", "text": text})
+
+    def _write_prepared(self, text: str) -> bool:
+        """Write ``text`` as a prepared frame, if the server and the moment allow."""
+        writer = self._writer
+        if writer is None or self._sending or not writer.write(prepared_text(text)):
+            return False
+        metrics.broadcast_writes["prepared"] += 1
+        return True
 
     async def send_text(self, text: str) -> None:
         if not self.closing:
@@ -549,22 +549,19 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         held or being sent and the endpoint says the frame is next
         (``fanout_ready``). ``False``: nothing was done, ``hub_deliver`` follows.
         """
-        writer = self._writer
         if (
-            writer is None
+            self._writer is None
             or not self._fast_fanout
             or self._held is not None
             or self._outbox is not None
-            or self._sending
             or event["type"] != FANOUT_EVENT
             or not self.fanout_ready(event)
         ):
             return False
         if self.closing or event.get("exclude") == self.channel_name:
             return True  # nothing to send
-        if not writer.write(prepared_text(event["text"])):
+        if not self._write_prepared(event["text"]):
             return False
-        metrics.broadcast_writes["prepared"] += 1
         self.fanout_done(event)
         return True
 

@@ -273,9 +273,9 @@ class SessionConsumer(EnvelopeConsumer):
         if seq is None:
             await super().realtime_fanout(event)
             return
-        if seq == self.last_seq_sent + 1 and not self._ahead and not self.closing:
+        if self.fanout_ready(event) and not self.closing:
             # The common case, in order: no lock, no buffering, one socket write.
-            self.last_seq_sent = seq
+            self.fanout_done(event)
             await self.write_broadcast(event["text"])
             return
         if self.closing or seq <= self.last_seq_sent:
