@@ -178,3 +178,14 @@ class OpenTarget(Target):
         sid = uuid.uuid4().hex[:8]
         viewer = f"{self.base_ws}/ws/streams/{sid}/"
         return Stream(f"{viewer}publish/", [viewer] * n_viewers, viewer)
+
+
+def uvicorn_command(app: str, port: int) -> list[str]:
+    """One uvicorn process serving ``app``: the same flags for every uvicorn target."""
+    return [PY, "-m", "uvicorn", app, "--host", HOST, "--port", str(port)] + [
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--backlog",
+        "2048",
+    ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import HOST, PY, OpenTarget
+from .base import OpenTarget, uvicorn_command
 
 
 class Baseline(OpenTarget):
@@ -12,17 +12,4 @@ class Baseline(OpenTarget):
 
     def command(self, port: int) -> list[str]:
         """uvicorn, one process, no access log."""
-        app = "bench.baselines.fastapi_manager:app"
-        return [
-            PY,
-            "-m",
-            "uvicorn",
-            app,
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ]
+        return uvicorn_command("bench.baselines.fastapi_manager:app", port)

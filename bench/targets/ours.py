@@ -26,7 +26,16 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .base import HOST, PY, ROOT, Room, Stream, Target, TargetUnavailable
+from .base import (
+    HOST,
+    PY,
+    ROOT,
+    Room,
+    Stream,
+    Target,
+    TargetUnavailable,
+    uvicorn_command,
+)
 from .http import post_json
 
 MANAGE = ROOT / "manage.py"
@@ -177,18 +186,4 @@ class OursUvicorn(Ours):
 
     def command(self, port: int) -> list[str]:
         """uvicorn, one process, no access log, like the baseline."""
-        return [
-            PY,
-            "-m",
-            "uvicorn",
-            ASGI_APP,
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--backlog",
-            "2048",
-        ]
+        return uvicorn_command(ASGI_APP, port)
