@@ -223,9 +223,9 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         # Accept first, then close with a code: a refused handshake shows browsers
         # only an HTTP 403 and loses the reason (docs/protocol.md §2).
         await self.accept()
-        self._writer = socket_writer(self.base_send)
-        if self._writer is not None and not settings.REALTIME_DIRECT_WRITES:
-            self._writer.prepared_ok = False
+        self._writer = socket_writer(
+            self.base_send, prepared=settings.REALTIME_DIRECT_WRITES
+        )
         metrics.connections_total[self.endpoint] += 1
         if _open_connections >= int(settings.REALTIME_MAX_CONNECTIONS):
             await self.close_with(CloseCode.TRY_AGAIN_LATER)

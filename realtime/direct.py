@@ -69,13 +69,13 @@ def prepared_text(text: str) -> bytes:
 class SocketWriter:
     """uvicorn's websockets-sansio connection behind one ASGI ``send``."""
 
-    def __init__(self, protocol: Any) -> None:
+    def __init__(self, protocol: Any, *, prepared: bool = True) -> None:
         self.protocol = protocol
         self.conn = protocol.conn
         self.transport = protocol.transport
         self.writable = protocol.writable
         # permessage-deflate (browsers ask for it): frames differ per receiver.
-        self.prepared_ok = not getattr(self.conn, "extensions", None)
+        self.prepared_ok = prepared and not getattr(self.conn, "extensions", None)
 
     def paused(self) -> bool:
         """The client is behind: uvicorn's ``send`` would wait until it reads."""
@@ -106,8 +106,10 @@ class SocketWriter:
             self.transport.abort()
 
 
-def socket_writer(send: Callable) -> SocketWriter | None:
-    """The ``SocketWriter`` of the server behind ``send``, or ``None`` (daphne...)."""
+def socket_writer(send: Callable, *, prepared: bool = True) -> SocketWriter | None:
+    """The ``SocketWriter`` of the server behind ``send``, or ``None`` (daphne...);
+    ``prepared=False``: no prepared frames (``REALTIME_DIRECT_WRITES=0``), the rest
+    (back-pressure, closing) as usual."""
     protocol = getattr(send, "__self__", None)
     kind = type(protocol)
     if (kind.__module__, kind.__name__) != SANSIO_PROTOCOL:
@@ -117,4 +119,4 @@ def socket_writer(send: Callable) -> SocketWriter | None:
         for name in ("conn", "transport", "writable", "close_sent", "disconnected")
     ):
         return None
-    return SocketWriter(protocol)
+    return SocketWriter(protocol, prepared=prepared)

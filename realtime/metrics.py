@@ -42,7 +42,8 @@ def render() -> str:
     family(
         "realtime_broadcast_writes_total",
         "counter",
-        "Broadcast frames written to sockets, by path (prepared: framed once).",
+        "Broadcast frames to sockets by path: prepared (framed once) or asgi; "
+        "queued counts those held for a client that is behind, written later.",
         broadcast_writes,
         "path",
     )

@@ -101,3 +101,11 @@ async def test_abort_cuts_only_a_connection_still_open():
     gone.disconnected = True
     SocketWriter(gone).abort()
     assert not gone.transport.aborted
+
+
+async def test_prepared_frames_can_be_turned_off_and_the_rest_still_works():
+    protocol = sansio()
+    writer = SocketWriter(protocol, prepared=False)  # REALTIME_DIRECT_WRITES=0
+    assert not writer.write(b"a") and protocol.transport.data == []
+    protocol.writable.clear()
+    assert writer.paused()
