@@ -58,6 +58,7 @@ class ViewerConsumer(EnvelopeConsumer):
             ack_timeout=float(settings.STREAM_ACK_TIMEOUT),
         )
         self.ack_timer: asyncio.TimerHandle | None = None
+        self._frame_pair = asyncio.Lock()  # a header and its JPEG go out together
         self.group = stream_group(stream.slug)
         await self.send_frame("stream.info", stream.info_payload())
         await self.join_group(self.group)
@@ -104,10 +105,12 @@ class ViewerConsumer(EnvelopeConsumer):
 
     # ------------------------------------------------------------ internals
     async def _send_frame(self, event: dict[str, Any]) -> None:
-        # The flow marked it in flight already; under daphne neither send yields, so
-        # nothing comes between a header and its JPEG.
-        await self.send_text(event["header"])
-        await self.send_bytes(event["jpeg"])
+        # The flow marked it in flight already. A send may wait (uvicorn, a client
+        # behind) while an ack releases the next frame from the receive loop: the
+        # lock keeps every header right before its own JPEG.
+        async with self._frame_pair:
+            await self.send_text(event["header"])
+            await self.send_bytes(event["jpeg"])
         self._arm_ack_timer()
 
     def _now(self) -> float:

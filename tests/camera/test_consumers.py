@@ -7,7 +7,10 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 
+from camera.consumers import ViewerConsumer
+from camera.flow import ViewerFlow
 from camera.live import stream_latest_image, stream_latest_poses, stream_live_status
+from realtime.auth import MISSING
 from realtime.tokens import scoped_token_issue
 from tests.camera.conftest import (
     JPEG,
@@ -369,3 +372,36 @@ async def test_a_viewer_closed_for_another_reason_is_not_timed_out(
     assert await viewer.receive_nothing(0.1)
     await viewer.disconnect()
     await publisher.disconnect()
+
+
+async def test_a_header_and_its_jpeg_are_never_split_by_another_frame():
+    """A send that waits (uvicorn, a client behind) must not let a second frame,
+    released meanwhile by an ack, slip its header in before the first one's JPEG."""
+    viewer = ViewerConsumer()
+    viewer.scope = {"type": "websocket", "auth": MISSING, "path": "/ws/streams/x/"}
+    viewer.channel_name = "v"
+    viewer._init_state()
+    viewer._frame_pair = asyncio.Lock()
+    viewer.flow = ViewerFlow(max_in_flight=2, ack_timeout=10)
+    viewer.ack_timer = None
+    sent: list[object] = []
+    writable = asyncio.Event()  # uvicorn's: cleared while the buffer is full
+
+    async def send(message: dict) -> None:
+        await writable.wait()
+        sent.append(message.get("text") or message.get("bytes"))
+        if len(sent) == 1:  # the first header fills the buffer again
+            writable.clear()
+            asyncio.get_running_loop().call_soon(writable.set)
+
+    viewer.base_send = send
+    one = {"header": "h1", "jpeg": b"j1"}
+    two = {"header": "h2", "jpeg": b"j2"}
+    first = asyncio.ensure_future(viewer._send_frame(one))
+    second = asyncio.ensure_future(viewer._send_frame(two))
+    await asyncio.sleep(0)
+    writable.set()  # both sends were waiting: both wake
+    await asyncio.wait_for(asyncio.gather(first, second), 2)
+    assert sent == ["h1", b"j1", "h2", b"j2"]
+    if viewer.ack_timer is not None:
+        viewer.ack_timer.cancel()
