@@ -199,13 +199,24 @@ def test_http_requests_do_not_leave_database_connections_open(server):
     None); each HTTP request runs in a thread of its own under ASGI and must close
     its connection when it ends, or every request would leave files open."""
     token = server.alice["access"]
-    for _ in range(3):  # warm up: the first requests open what stays open
-        assert server.request("GET", "/api/sessions/", token=token)[0] == 200
-    before = sqlite_files_open(server)
-    for _ in range(30):
-        assert server.request("GET", "/api/sessions/", token=token)[0] == 200
-    # The last request closes its connection just after its response went out.
-    deadline = time.monotonic() + 5
-    while sqlite_files_open(server) > before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert sqlite_files_open(server) <= before
+
+    def requests_then_files(count: int) -> int:
+        for _ in range(count):
+            assert server.request("GET", "/api/sessions/", token=token)[0] == 200
+        # The last request closes its connection just after its response went out;
+        # what stays open settles within a moment.
+        settled, deadline = sqlite_files_open(server), time.monotonic() + 5
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            now = sqlite_files_open(server)
+            if now == settled:
+                break
+            settled = now
+        return settled
+
+    # Leaked connections are only freed by the garbage collector, so they show on a
+    # first burst: 30 requests left 4-8 more files open without the fix. One more
+    # may open for good meanwhile (a connection that stays, e.g. the sockets'
+    # database thread finishing an earlier test's disconnect).
+    before = requests_then_files(3)
+    assert requests_then_files(30) <= before + 1
