@@ -34,7 +34,7 @@ from realtime import metrics
 from realtime.auth import MISSING, AuthResult, validate_refresh_token
 from realtime.broadcast import FANOUT_EVENT, group_join, group_leave
 from realtime.callbacks import CallbackRegistry, CallbackTimeout
-from realtime.direct import SocketWriter, prepared_text, socket_writer
+from realtime.direct import SocketWriter, prepared_text, socket_writer, text_frame
 from realtime.heartbeat import Heartbeat, heartbeat_settings
 from realtime.hub import fanout_mode
 from realtime.presence import ALL, presence_leave, presence_set
@@ -495,8 +495,24 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         return True
 
     async def send_text(self, text: str) -> None:
-        if not self.closing:
-            await self._write({"type": "websocket.send", "text": text})
+        """One frame of this socket (a reply, an error, a greeting).
+
+        On uvicorn it is framed here and written straight to the transport
+        (``realtime.direct``) when nothing could be overtaken by it: no ordinary send
+        in progress, no broadcast queued. That skips the ASGI hop and the server's
+        framing, the larger part of answering a ping (bench W3).
+        """
+        if self.closing:
+            return
+        writer = self._writer
+        if (
+            writer is not None
+            and not self._sending
+            and self._outbox is None
+            and writer.write(text_frame(text))
+        ):
+            return
+        await self._write({"type": "websocket.send", "text": text})
 
     async def send_bytes(self, data: bytes) -> None:
         if not self.closing:

@@ -24,6 +24,7 @@ from realtime.protocol import (
     decode_server_frame,
     encode_error,
     encode_frame,
+    parse_json,
     utc_timestamp,
     validate_payload,
 )
@@ -128,9 +129,12 @@ def test_text_with_nul_or_lone_surrogates_anywhere():
     ],
 )
 def test_the_text_shortcut_never_passes_what_the_walk_refuses(text):
-    """``_plainly_safe`` may send a harmless frame to the walk, never the reverse."""
+    """The shortcut (numbers checked while parsing, the text for the rest) may send a
+    harmless frame to the walk, never the reverse."""
     obj = json.loads(text)
-    if _plainly_safe(text):
+    parsed, numbers_ok = parse_json(text)
+    assert parsed == obj
+    if numbers_ok and _plainly_safe(text):
         assert _problem(obj, 1) is None
     try:
         decode_frame(text)
@@ -142,9 +146,14 @@ def test_the_text_shortcut_never_passes_what_the_walk_refuses(text):
 
 def test_ordinary_frames_skip_the_walk():
     assert _plainly_safe('{"type":"chat.send","payload":{"content":"hi 안녕","n":42}}')
-    assert not _plainly_safe('{"type":"a","payload":{"n":12345678901234567}}')
+    assert parse_json('{"n":[42,-1.5,900719925474099,9007199254740992]}')[1]
+    assert not parse_json('{"type":"a","payload":{"n":12345678901234567}}')[1]
+    assert not parse_json('{"type":"a","payload":{"n":-1e16}}')[1]
     # digits in a string (a stamp, an id) are not a number
-    assert _plainly_safe('{"type":"ping","payload":{"m":"LGT01795315623123456789"}}')
+    text = '{"type":"ping","payload":{"m":"LGT01795315623123456789"}}'
+    assert _plainly_safe(text) and parse_json(text)[1]
+    assert not _plainly_safe('{"type":"a","payload":{"k":"\\u0000"}}')
+    assert not _plainly_safe("[" * 32 + "]" * 32)
 
 
 def test_invalid_message_salvages_request_id():
