@@ -8,12 +8,14 @@ protocol's (``Forbidden``, ``NotFound``, ``InvalidMessage``): the socket answers
 
 from __future__ import annotations
 
+import functools
 import unicodedata
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Case, F, When
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from realtime.protocol import Forbidden, InvalidMessage, NotFound
@@ -230,32 +232,30 @@ def message_post(
     """
     text = content_clean(content)
     may_wait = kind == Message.Kind.QUESTION and not participant.is_host
-    bump: Any = F("last_seq") + 1
-    if may_wait:
-        bump = Case(When(moderated=True, then=F("last_seq")), default=bump)
+    sql = _message_sql(connection.vendor)
     mine = {"session_id": session_id, "participant_id": participant.pk}
     try:
-        with transaction.atomic():
+        with transaction.atomic(), connection.cursor() as cursor:
             # Write first: the row lock (PostgreSQL) or the write lock (SQLite) is
             # taken before anything is read, so nothing read here can go stale.
-            opened = Session.objects.filter(pk=session_id, status=Session.Status.OPEN)
-            if not opened.update(last_seq=bump):
+            cursor.execute(
+                sql.bump_unless_moderated if may_wait else sql.bump,
+                [session_id, Session.Status.OPEN],
+            )
+            if not cursor.rowcount:
                 raise SessionClosed()
             if client_id is not None:
-                original = Message.objects.filter(**mine, client_id=client_id).first()
-                if original is not None:
-                    raise _Duplicate(original)
-            # One query for both rows (an ORM query costs ~10x its SQL here).
-            found = (
-                Participant.objects.filter(pk=participant.pk, session_id=session_id)
-                .values_list("nickname", "session__last_seq", "session__moderated")
-                .first()
-            )
+                cursor.execute(sql.duplicate, [session_id, participant.pk, client_id])
+                row = cursor.fetchone()
+                if row is not None:
+                    raise _Duplicate(Message.objects.get(pk=row[0]))
+            cursor.execute(sql.found, [participant.pk, session_id])
+            found = cursor.fetchone()
             if found is None:
                 raise ParticipantGone()
             nickname, last_seq, moderated = found
-            pending = may_wait and moderated
-            message = Message.objects.create(
+            pending = may_wait and bool(moderated)
+            message = Message(
                 **mine,
                 seq=None if pending else last_seq,
                 nickname=nickname,
@@ -264,6 +264,7 @@ def message_post(
                 client_id=client_id,
                 approved=not pending,
             )
+            _insert(cursor, sql, message)
     except _Duplicate as dup:
         return dup.message, False
     except IntegrityError:
@@ -275,6 +276,79 @@ def message_post(
             raise
         return original, False
     return message, True
+
+
+@dataclass(frozen=True)
+class _MessageSQL:
+    """``message_post``'s statements: the hot path of every chat message.
+
+    Built once from the models' metadata and run on the cursor: through the ORM each
+    of these four statements cost ~400 µs of Python on this machine, their SQL ~40
+    (bench W1: a 100-person room was bound by it). Same statements as the ORM would
+    send, placeholders in Django's ``%s`` style for both databases. Only quoted
+    identifiers from the models are put into the text (hence the ``noqa: S608``);
+    every value is a parameter.
+    """
+
+    bump: str
+    bump_unless_moderated: str
+    duplicate: str
+    found: str
+    insert: str
+    insert_fields: tuple
+
+
+@functools.cache
+def _message_sql(vendor: str) -> _MessageSQL:
+    q = connection.ops.quote_name
+    s, p, m = Session._meta, Participant._meta, Message._meta
+
+    def col(meta: Any, name: str) -> str:
+        return q(meta.get_field(name).column)
+
+    session, participant, message = q(s.db_table), q(p.db_table), q(m.db_table)
+    last_seq = col(s, "last_seq")
+    where_open = f"WHERE {col(s, 'id')} = %s AND {col(s, 'status')} = %s"
+    fields = tuple(f for f in m.concrete_fields if not f.primary_key)
+    insert = (
+        f"INSERT INTO {message} ({', '.join(q(f.column) for f in fields)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(fields))})"
+    )
+    if vendor != "sqlite":  # SQLite: cursor.lastrowid, on every version Django takes
+        insert += f" RETURNING {col(m, 'id')}"
+    return _MessageSQL(
+        bump=f"UPDATE {session} SET {last_seq} = {last_seq} + 1 {where_open}",  # noqa: S608
+        bump_unless_moderated=(
+            f"UPDATE {session} SET {last_seq} = CASE WHEN {col(s, 'moderated')} "  # noqa: S608
+            f"THEN {last_seq} ELSE {last_seq} + 1 END {where_open}"
+        ),
+        duplicate=(
+            f"SELECT {col(m, 'id')} FROM {message} WHERE {col(m, 'session')} = %s "  # noqa: S608
+            f"AND {col(m, 'participant')} = %s AND {col(m, 'client_id')} = %s"
+        ),
+        found=(
+            f"SELECT p.{col(p, 'nickname')}, s.{last_seq}, s.{col(s, 'moderated')} "  # noqa: S608
+            f"FROM {participant} p JOIN {session} s "
+            f"ON s.{col(s, 'id')} = p.{col(p, 'session')} "
+            f"WHERE p.{col(p, 'id')} = %s AND p.{col(p, 'session')} = %s"
+        ),
+        insert=insert,
+        insert_fields=fields,
+    )
+
+
+def _insert(cursor: Any, sql: _MessageSQL, message: Message) -> None:
+    """Store a new ``message`` as ``save()`` would (defaults, ``auto_now_add``)."""
+    params = [
+        field.get_db_prep_save(field.pre_save(message, True), connection)
+        for field in sql.insert_fields
+    ]
+    cursor.execute(sql.insert, params)
+    message.pk = (
+        cursor.lastrowid if connection.vendor == "sqlite" else cursor.fetchone()[0]
+    )
+    message._state.adding = False
+    message._state.db = connection.alias
 
 
 def _question(session_id: int, message_id: int, *, approved: bool = True) -> Message:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
-from django.db import IntegrityError
+from django.db import IntegrityError, connection
 
 from realtime.protocol import Forbidden, InvalidMessage, NotFound
 from realtime.tokens import scoped_token_verify
@@ -146,19 +148,16 @@ def test_client_id_race_between_processes_returns_the_original(
 ):
     """Another process stores the same client_id between our check and insert."""
     original, _ = post(session, ann, "first", client_id="c9")
-    real_filter = Message.objects.filter
-    calls = {"n": 0}
-
-    def blind_first_check(*args, **kwargs):
-        calls["n"] += 1
-        found = real_filter(*args, **kwargs)
-        return found.none() if calls["n"] == 1 else found
-
-    monkeypatch.setattr(Message.objects, "filter", blind_first_check)
+    real_sql = services._message_sql(connection.vendor)
+    # The check inside the transaction sees nothing, as if the other process's row
+    # had not been committed yet; the insert then meets the unique constraint.
+    blind = dataclasses.replace(real_sql, duplicate=real_sql.duplicate + " AND 1 = 0")
+    monkeypatch.setattr(services, "_message_sql", lambda vendor: blind)
     again, created = post(session, ann, "second", client_id="c9")
     assert not created and again.pk == original.pk
     session.refresh_from_db()
     assert session.last_seq == 1
+    real_filter = Message.objects.filter
     monkeypatch.setattr(Message.objects, "filter", lambda *a, **k: real_filter(pk=0))
     with pytest.raises(IntegrityError):  # no original to be found: a real conflict
         post(session, ann, "third", client_id="c9")

@@ -1,0 +1,66 @@
+"""``message_post`` runs its own SQL (sessions_app.services._MessageSQL): the same
+statements must hold on PostgreSQL, where the new row's id comes back by RETURNING
+and the moderation CASE reads a real boolean."""
+
+from __future__ import annotations
+
+import json
+
+from tests.e2e.server import DaphneServer
+from tests.services import fresh_postgres_database
+
+SCRIPT = """
+import json
+from django.contrib.auth import get_user_model
+from sessions_app import services
+from sessions_app.models import Message
+
+host = get_user_model().objects.create_user("pg-host")
+session = services.session_create(host=host, title="pg", moderated=True)
+guest, _ = services.participant_guest_join(session=session, nickname="ann")
+first, created = services.message_post(
+    session_id=session.pk, participant=guest, content="hi", client_id="c1"
+)
+again, again_created = services.message_post(
+    session_id=session.pk, participant=guest, content="hi?", client_id="c1"
+)
+pending, _ = services.message_post(
+    session_id=session.pk, participant=guest, content="why?", kind="question"
+)
+second, _ = services.message_post(session_id=session.pk, participant=guest, content="b")
+services.session_close(session_id=session.pk)
+try:
+    services.message_post(session_id=session.pk, participant=guest, content="late")
+    closed = "stored"
+except services.SessionClosed:
+    closed = "refused"
+stored = Message.objects.get(pk=first.pk)
+print(json.dumps({
+    "first": [first.pk == stored.pk, first.seq, created, stored.nickname],
+    "created_at": first.created_at == stored.created_at,
+    "again": [again.pk == first.pk, again_created, again.content],
+    "pending": [pending.seq, pending.approved],
+    "second": second.seq,
+    "rows": Message.objects.filter(session=session).count(),
+    "closed": closed,
+}))
+"""
+
+
+def test_message_post_on_postgres(tmp_path):
+    database_url, drop = fresh_postgres_database()
+    try:
+        server = DaphneServer(tmp_path, database_url=database_url)
+        server.manage("migrate", "--noinput")
+        out = json.loads(server.python(SCRIPT).strip().splitlines()[-1])
+    finally:
+        drop()
+    assert out == {
+        "first": [True, 1, True, "ann"],
+        "created_at": True,
+        "again": [True, False, "hi"],
+        "pending": [None, False],
+        "second": 2,
+        "rows": 3,
+        "closed": "refused",
+    }
