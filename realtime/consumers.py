@@ -385,12 +385,11 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
             self.heartbeat.alive()
         limiter = self.limiters.get(envelope.type) or self._new_limiter(envelope.type)
         if limiter is not None:
-            decision = limiter.hit()
-            if not decision.allowed:
+            retry_after = limiter.take()
+            if retry_after is not None:
                 await self.send_error(
                     RateLimited(
-                        f"too many {envelope.type} messages",
-                        retry_after=decision.retry_after,
+                        f"too many {envelope.type} messages", retry_after=retry_after
                     ),
                     request_id=envelope.request_id,
                 )

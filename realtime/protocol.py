@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import IntEnum, StrEnum
+from json.encoder import c_make_encoder, encode_basestring
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -389,9 +390,16 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-_encoder = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
+# One C encoder, made once (compact, UTF-8 as is, NaN refused, ``_json_default``):
+# ``JSONEncoder.encode`` builds it again on every call, a third of encoding a small
+# frame. No cycle check: frames are fresh dicts (a cycle raises RecursionError).
+_encode_chunks = c_make_encoder(
+    None, _json_default, encode_basestring, None, ":", ",", False, False, False
 )
+
+
+def _dumps(value: Any) -> str:
+    return "".join(_encode_chunks(value, 0))
 
 
 def encode_frame(
@@ -405,7 +413,7 @@ def encode_frame(
     }
     if request_id is not None:
         frame["request_id"] = request_id
-    return _encoder.encode(frame)
+    return _dumps(frame)
 
 
 def encode_error(error: RealtimeError, *, request_id: str | None = None) -> str:

@@ -96,14 +96,23 @@ class LocalRateLimiter:
         self.clock = clock
         self._hits: deque[float] = deque()
 
-    def hit(self) -> RateDecision:
+    def take(self) -> float | None:
+        """Count one hit if allowed and return ``None``; else the seconds to wait.
+
+        The per-frame check of every socket: no object made when allowed.
+        """
         now = self.clock()
         horizon = now - self.window
         hits = self._hits
         while hits and hits[0] <= horizon:
             hits.popleft()
         if len(hits) >= self.limit:
-            retry = round(hits[0] + self.window - now, 3)
-            return RateDecision(False, self.limit, 0, max(retry, 0.001))
+            return max(round(hits[0] + self.window - now, 3), 0.001)
         hits.append(now)
-        return RateDecision(True, self.limit, self.limit - len(hits), 0.0)
+        return None
+
+    def hit(self) -> RateDecision:
+        retry_after = self.take()
+        if retry_after is not None:
+            return RateDecision(False, self.limit, 0, retry_after)
+        return RateDecision(True, self.limit, self.limit - len(self._hits), 0.0)
