@@ -60,6 +60,7 @@ from sessions_app.selectors import (
     session_messages,
     session_online_by_id,
     session_online_ids,
+    welcome_online,
 )
 from sessions_app.services import (
     ParticipantGone,
@@ -152,7 +153,12 @@ class SessionConsumer(EnvelopeConsumer):
             {
                 "session": session_payload(session),
                 "you": you,
-                "online": list(online.values()),
+                "online": welcome_online(
+                    online,
+                    you_id=participant.pk,
+                    limit=int(settings.SESSION_WELCOME_ONLINE_MAX),
+                ),
+                "online_count": len(online),
                 "last_seq": last_seq,
             },
         )

@@ -140,6 +140,24 @@ def session_online_by_id(
     return online
 
 
+def welcome_online(
+    online: dict[int, dict[str, Any]], *, you_id: int, limit: int
+) -> list[dict[str, Any]]:
+    """The welcome's ``online`` list: everyone online, in joining order; in a room
+    of more than ``limit``, only you, the hosts and the most recently joined, so that
+    a welcome stays small however big the class (its ``online_count`` has the size).
+    """
+    if len(online) <= limit:
+        return list(online.values())
+    picked = {pid for pid, entry in online.items() if entry.get("role") == "host"}
+    picked.add(you_id)
+    for pid in reversed(online):
+        if len(picked) >= limit:
+            break
+        picked.add(pid)
+    return [entry for pid, entry in online.items() if pid in picked]
+
+
 def session_online_participants(
     *, session_id: int, connections: dict[str, dict] | None = None
 ) -> list[dict[str, Any]]:

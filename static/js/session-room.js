@@ -58,6 +58,7 @@
       lastSeq: null, // highest seq shown; null until the first welcome
       you: null,
       online: new Map(),
+      unlisted: 0, // online but not in a big room's welcome list
       typing: new Map(),
       outbox: new Map(), // client_id -> [type, payload] not yet seen stored
       closed: false,
@@ -103,6 +104,11 @@
       return `${scheme}://${location.host}${path}?token=${encodeURIComponent(guest.token)}&${since}`;
     }
 
+    // Someone left: from the list, or one fewer of those the welcome only counted.
+    function forget(participantId) {
+      if (!state.online.delete(participantId) && state.unlisted > 0) state.unlisted -= 1;
+    }
+
     // ---------------------------------------------------------------- rendering
     function renderOnline() {
       const list = $("online");
@@ -113,7 +119,7 @@
         if (person.role !== "guest") item.append(el("span", "status", ` (${person.role})`));
         list.append(item);
       }
-      $("online-count").textContent = String(state.online.size);
+      $("online-count").textContent = String(state.online.size + state.unlisted);
     }
 
     function renderTyping() {
@@ -179,6 +185,8 @@
         $("session-title").textContent = p.session.title;
         $("session-status").textContent = p.session.status;
         state.online = new Map(p.online.map((person) => [person.participant_id, person]));
+        // A big room's welcome lists only some of who is online; the rest are counted.
+        state.unlisted = Math.max(0, (p.online_count ?? p.online.length) - state.online.size);
         renderOnline();
         $("join-panel").hidden = true;
         $("room-panel").hidden = false;
@@ -230,12 +238,12 @@
       });
       socket.on("participant.joined", (p) => { state.online.set(p.participant_id, p); renderOnline(); });
       socket.on("participant.updated", (p) => { state.online.set(p.participant_id, p); renderOnline(); });
-      socket.on("participant.left", (p) => { state.online.delete(p.participant_id); renderOnline(); });
+      socket.on("participant.left", (p) => { forget(p.participant_id); renderOnline(); });
       // Joins and leaves batched during a join storm (may name us: a no-op, like a
       // join of someone the welcome already listed).
       socket.on("participants.changed", (p) => {
         for (const person of p.joined) state.online.set(person.participant_id, person);
-        for (const person of p.left) state.online.delete(person.participant_id);
+        for (const person of p.left) forget(person.participant_id);
         renderOnline();
       });
       socket.on("session.updated", (p) => { $("session-title").textContent = p.title; });

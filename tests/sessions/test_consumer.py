@@ -39,8 +39,30 @@ async def test_welcome_names_the_session_you_and_who_is_online(host):
     }
     assert welcome["you"] == {"participant_id": pid, "nickname": "ann", "role": "guest"}
     assert welcome["online"] == [welcome["you"]]
+    assert welcome["online_count"] == 1
     assert welcome["last_seq"] == 0
     await comm.disconnect()
+
+
+async def test_a_big_room_welcome_lists_you_the_host_and_the_latest(host, settings):
+    """Past SESSION_WELCOME_ONLINE_MAX the list is cut (the count is not): you, the
+    hosts, then the most recently joined, in joining order."""
+    settings.SESSION_WELCOME_ONLINE_MAX = 3
+    session = await create_session(host)
+    h, welcome = await join(session.code, bearer=access_token(host))
+    host_entry = welcome["you"]
+    comms, yous = [h], []
+    for name in ("ann", "bob", "cy", "dee"):
+        comm, welcome = await join(session.code, (await guest(session, name))[1])
+        comms.append(comm)
+        yous.append(welcome["you"])
+    assert welcome["online_count"] == 5
+    assert welcome["online"] == [host_entry, yous[2], yous[3]]
+    settings.SESSION_WELCOME_ONLINE_MAX = 10
+    comm, welcome = await join(session.code, (await guest(session, "eve"))[1])
+    assert welcome["online"] == [host_entry, *yous, welcome["you"]]
+    assert welcome["online_count"] == 6
+    await disconnect_all(comm, *comms)
 
 
 async def test_three_guests_chatting_concurrently_see_one_gapless_order(host):
