@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import Model, QuerySet
 
 from realtime.groups import session_group
 from realtime.presence import room_members
 from sessions_app.codes import code_normalise
 from sessions_app.models import Message, Participant, Session
+from sessions_app.sql import column, table
 
 REPLAY_BATCH = 500  # rows per query when replaying; bounds memory, not the total
 
@@ -20,7 +23,7 @@ def session_get(*, code: str, kind: str = Session.Kind.LIVE) -> Session | None:
     normalised = code_normalise(code)
     if normalised is None:
         return None
-    return Session.objects.filter(code=normalised, kind=kind).first()
+    return _first(Session, _by_code(), [normalised, kind])
 
 
 def session_list_hosted(*, user: Any) -> QuerySet[Session]:
@@ -30,7 +33,30 @@ def session_list_hosted(*, user: Any) -> QuerySet[Session]:
 def participant_get(*, session_id: int, participant_id: Any) -> Participant | None:
     if not isinstance(participant_id, int) or isinstance(participant_id, bool):
         return None
-    return Participant.objects.filter(pk=participant_id, session_id=session_id).first()
+    return _first(Participant, _participant_in_session(), [participant_id, session_id])
+
+
+# Every socket's join runs these two and ``session_backlog`` (sessions_app.sql says
+# why they are written out); ``raw()`` still makes model objects the ORM's way.
+@functools.cache
+def _by_code() -> str:
+    return (
+        f"SELECT * FROM {table(Session)} "  # noqa: S608
+        f"WHERE {column(Session, 'code')} = %s AND {column(Session, 'kind')} = %s"
+    )
+
+
+@functools.cache
+def _participant_in_session() -> str:
+    return (
+        f"SELECT * FROM {table(Participant)} "  # noqa: S608
+        f"WHERE {column(Participant, 'id')} = %s "
+        f"AND {column(Participant, 'session')} = %s"
+    )
+
+
+def _first(model: type[Model], sql: str, params: list) -> Any:
+    return next(iter(model.objects.raw(sql, params)), None)
 
 
 def session_messages(
@@ -89,9 +115,30 @@ def session_backlog(*, session_id: int, participant_id: int | None = None) -> Ba
     listed as pending with its seq under ``last_seq``, so that its live
     ``question.asked`` is dropped as already sent.
     """
-    last_seq = session_last_seq(session_id=session_id)
-    pending = session_pending_questions(
-        session_id=session_id, participant_id=participant_id
+    # One statement reads both last_seq and whether anything is pending: one
+    # snapshot, so the order above holds; the questions themselves are read only if
+    # there are any (most sessions have none).
+    mine = (
+        "" if participant_id is None else f"AND m.{column(Message, 'participant')} = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.{column(Session, 'last_seq')}, EXISTS ("  # noqa: S608
+            f"SELECT 1 FROM {table(Message)} m "
+            f"WHERE m.{column(Message, 'session')} = s.{column(Session, 'id')} "
+            f"AND m.{column(Message, 'kind')} = %s "
+            f"AND m.{column(Message, 'approved')} = %s "
+            f"AND m.{column(Message, 'hidden')} = %s {mine}) "
+            f"FROM {table(Session)} s WHERE s.{column(Session, 'id')} = %s",
+            [Message.Kind.QUESTION, False, False]
+            + ([] if participant_id is None else [participant_id])
+            + [session_id],
+        )
+        last_seq, any_pending = cursor.fetchone()
+    pending = (
+        session_pending_questions(session_id=session_id, participant_id=participant_id)
+        if any_pending
+        else []
     )
     return Backlog(last_seq=last_seq, pending_questions=pending)
 

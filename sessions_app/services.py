@@ -30,6 +30,7 @@ from sessions_app.models import (
     QuestionVote,
     Session,
 )
+from sessions_app.sql import column, table
 
 DEFAULT_GUEST_TOKEN_TTL = 12 * 3600  # a long event; the socket closes 4001 after it
 CODE_ATTEMPTS = 5  # 8.5e11 codes: a second attempt is already vanishingly rare
@@ -285,9 +286,8 @@ class _MessageSQL:
     Built once from the models' metadata and run on the cursor: through the ORM each
     of these four statements cost ~400 µs of Python on this machine, their SQL ~40
     (bench W1: a 100-person room was bound by it). Same statements as the ORM would
-    send, placeholders in Django's ``%s`` style for both databases. Only quoted
-    identifiers from the models are put into the text (hence the ``noqa: S608``);
-    every value is a parameter.
+    send, placeholders in Django's ``%s`` style for both databases; names from
+    ``sessions_app.sql`` (hence the ``noqa: S608``), every value a parameter.
     """
 
     bump: str
@@ -300,37 +300,37 @@ class _MessageSQL:
 
 @functools.cache
 def _message_sql(vendor: str) -> _MessageSQL:
-    q = connection.ops.quote_name
-    s, p, m = Session._meta, Participant._meta, Message._meta
-
-    def col(meta: Any, name: str) -> str:
-        return q(meta.get_field(name).column)
-
-    session, participant, message = q(s.db_table), q(p.db_table), q(m.db_table)
-    last_seq = col(s, "last_seq")
-    where_open = f"WHERE {col(s, 'id')} = %s AND {col(s, 'status')} = %s"
-    fields = tuple(f for f in m.concrete_fields if not f.primary_key)
+    session, participant, message = table(Session), table(Participant), table(Message)
+    last_seq, moderated = column(Session, "last_seq"), column(Session, "moderated")
+    where_open = (
+        f"WHERE {column(Session, 'id')} = %s AND {column(Session, 'status')} = %s"
+    )
+    fields = tuple(f for f in Message._meta.concrete_fields if not f.primary_key)
+    quote = connection.ops.quote_name
     insert = (
-        f"INSERT INTO {message} ({', '.join(q(f.column) for f in fields)}) "  # noqa: S608
+        f"INSERT INTO {message} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
         f"VALUES ({', '.join(['%s'] * len(fields))})"
     )
     if vendor != "sqlite":  # SQLite: cursor.lastrowid, on every version Django takes
-        insert += f" RETURNING {col(m, 'id')}"
+        insert += f" RETURNING {column(Message, 'id')}"
     return _MessageSQL(
         bump=f"UPDATE {session} SET {last_seq} = {last_seq} + 1 {where_open}",  # noqa: S608
         bump_unless_moderated=(
-            f"UPDATE {session} SET {last_seq} = CASE WHEN {col(s, 'moderated')} "  # noqa: S608
+            f"UPDATE {session} SET {last_seq} = CASE WHEN {moderated} "  # noqa: S608
             f"THEN {last_seq} ELSE {last_seq} + 1 END {where_open}"
         ),
         duplicate=(
-            f"SELECT {col(m, 'id')} FROM {message} WHERE {col(m, 'session')} = %s "  # noqa: S608
-            f"AND {col(m, 'participant')} = %s AND {col(m, 'client_id')} = %s"
+            f"SELECT {column(Message, 'id')} FROM {message} "  # noqa: S608
+            f"WHERE {column(Message, 'session')} = %s "
+            f"AND {column(Message, 'participant')} = %s "
+            f"AND {column(Message, 'client_id')} = %s"
         ),
         found=(
-            f"SELECT p.{col(p, 'nickname')}, s.{last_seq}, s.{col(s, 'moderated')} "  # noqa: S608
+            f"SELECT p.{column(Participant, 'nickname')}, s.{last_seq}, s.{moderated} "  # noqa: S608
             f"FROM {participant} p JOIN {session} s "
-            f"ON s.{col(s, 'id')} = p.{col(p, 'session')} "
-            f"WHERE p.{col(p, 'id')} = %s AND p.{col(p, 'session')} = %s"
+            f"ON s.{column(Session, 'id')} = p.{column(Participant, 'session')} "
+            f"WHERE p.{column(Participant, 'id')} = %s "
+            f"AND p.{column(Participant, 'session')} = %s"
         ),
         insert=insert,
         insert_fields=fields,

@@ -1,6 +1,6 @@
-"""``message_post`` runs its own SQL (sessions_app.services._MessageSQL): the same
-statements must hold on PostgreSQL, where the new row's id comes back by RETURNING
-and the moderation CASE reads a real boolean."""
+"""The hot paths run their own SQL (sessions_app.sql): ``message_post`` and what a
+joining socket reads must hold on PostgreSQL too, where the new row's id comes back by
+RETURNING and booleans are real booleans."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tests.services import fresh_postgres_database
 SCRIPT = """
 import json
 from django.contrib.auth import get_user_model
-from sessions_app import services
+from sessions_app import selectors, services
 from sessions_app.models import Message
 
 host = get_user_model().objects.create_user("pg-host")
@@ -35,6 +35,11 @@ try:
 except services.SessionClosed:
     closed = "refused"
 stored = Message.objects.get(pk=first.pk)
+everyone = selectors.session_backlog(session_id=session.pk)
+own = selectors.session_backlog(session_id=session.pk, participant_id=guest.pk)
+found = selectors.session_get(code=session.code.lower())
+member = selectors.participant_get(session_id=session.pk, participant_id=guest.pk)
+stranger = selectors.participant_get(session_id=session.pk + 1, participant_id=guest.pk)
 print(json.dumps({
     "first": [first.pk == stored.pk, first.seq, created, stored.nickname],
     "created_at": first.created_at == stored.created_at,
@@ -43,6 +48,9 @@ print(json.dumps({
     "second": second.seq,
     "rows": Message.objects.filter(session=session).count(),
     "closed": closed,
+    "backlog": [everyone.last_seq, [q.pk for q in everyone.pending_questions] == [pending.pk],
+                [q.pk for q in own.pending_questions] == [pending.pk]],
+    "found": [found.pk == session.pk, found.moderated, member.nickname, stranger],
 }))
 """
 
@@ -63,4 +71,6 @@ def test_message_post_on_postgres(tmp_path):
         "second": 2,
         "rows": 3,
         "closed": "refused",
+        "backlog": [2, True, True],
+        "found": [True, True, "ann", None],
     }
