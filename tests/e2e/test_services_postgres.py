@@ -48,8 +48,11 @@ print(json.dumps({
     "second": second.seq,
     "rows": Message.objects.filter(session=session).count(),
     "closed": closed,
-    "backlog": [everyone.last_seq, [q.pk for q in everyone.pending_questions] == [pending.pk],
-                [q.pk for q in own.pending_questions] == [pending.pk]],
+    "backlog": [
+        everyone.last_seq,
+        [q.pk for q in everyone.pending_questions] == [pending.pk],
+        [q.pk for q in own.pending_questions] == [pending.pk],
+    ],
     "found": [found.pk == session.pk, found.moderated, member.nickname, stranger],
 }))
 """
