@@ -169,9 +169,10 @@ def session_online_by_id(
     """Online participants by id, one entry each however many tabs, in joining order;
     ``but``: leave that connection out.
 
-    Straight from presence, which holds each socket's participant id, nickname and
-    role: a join reads no rows, so N joins cost O(N) reads, not O(N) queries each.
-    When tabs disagree (a rename), the most recently entered one wins.
+    Straight from presence, where each socket of the room is entered with its
+    participant's payload (``participant_id``, ``nickname``, ``role``): a join reads
+    no rows, and the entries are those payloads, not copies (callers never change
+    them). When tabs disagree (a rename), the most recently entered one wins.
     """
     if connections is None:
         connections = session_connections(session_id=session_id)
@@ -179,11 +180,7 @@ def session_online_by_id(
     for conn_id, info in connections.items():
         participant_id = info.get("participant_id")
         if participant_id is not None and conn_id != but:
-            online[participant_id] = {
-                "participant_id": participant_id,
-                "nickname": info.get("nickname"),
-                "role": info.get("role"),
-            }
+            online[participant_id] = info
     return online
 
 
