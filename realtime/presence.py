@@ -11,6 +11,7 @@ The room ``ALL`` holds every connection, for ``/api/realtime/stats/``.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,34 +31,60 @@ class LocalPresence:
     """Presence for one process (no Redis): plain dicts, nothing pickled.
 
     Django's local-memory cache is per process too, but it pickles every value: a room
-    of N connections would cost O(N) per join and per heartbeat.
+    of N connections would cost O(N) per join and per heartbeat. Here a read is one
+    C-level copy of the room's ``{conn_id: info}`` (every join reads its room, so a
+    class of 2,000 joining reads 2,000 times); expired entries are swept only once the
+    room's earliest expiry has passed, not on every read.
     """
 
     def __init__(self, clock: Clock = time.time) -> None:
-        self.rooms: dict[str, dict[str, tuple[float, dict]]] = {}
+        self.rooms: dict[str, dict[str, dict]] = {}  # room → {conn_id: info}
+        self.expiries: dict[str, dict[str, float]] = {}  # room → {conn_id: expires}
+        self.earliest: dict[str, float] = {}  # room → no entry expires before this
         self.clock = clock
 
     def set(self, room: str, conn_id: str, info: dict, ttl: float) -> None:
-        self.rooms.setdefault(room, {})[conn_id] = (self.clock() + ttl, info)
+        expires = self.clock() + ttl
+        self.expiries.setdefault(room, {})[conn_id] = expires
+        self.rooms.setdefault(room, {})[conn_id] = info
+        if expires < self.earliest.get(room, math.inf):
+            self.earliest[room] = expires
 
     def remove(self, room: str, conn_id: str) -> None:
         entries = self.rooms.get(room)
         if entries is not None:
             entries.pop(conn_id, None)
+            self.expiries[room].pop(conn_id, None)
             if not entries:
-                del self.rooms[room]
+                self._drop(room)
+
+    def _drop(self, room: str) -> None:
+        self.rooms.pop(room, None)
+        self.expiries.pop(room, None)
+        self.earliest.pop(room, None)
 
     def members(self, room: str) -> dict[str, dict]:
         entries = self.rooms.get(room)
         if not entries:
             return {}
         now = self.clock()
-        # A copy: DRF's sync views read from a worker thread while the loop writes.
-        snapshot = list(entries.items())
-        for cid, (expires, _) in snapshot:
+        if self.earliest.get(room, math.inf) <= now:
+            self._sweep(room, now)
+        # A copy: DRF's sync views read from a worker thread while the loop writes
+        # (dict.copy holds the GIL throughout).
+        return self.rooms.get(room, {}).copy()
+
+    def _sweep(self, room: str, now: float) -> None:
+        # Copies for the same reason; the room itself stays (the loop may be
+        # entering it right now), ``remove`` drops it when its last entry leaves.
+        expiries, entries = self.expiries.get(room), self.rooms.get(room)
+        if expiries is None or entries is None:
+            return
+        for conn_id, expires in expiries.copy().items():
             if expires <= now:
-                entries.pop(cid, None)
-        return {cid: info for cid, (expires, info) in snapshot if expires > now}
+                expiries.pop(conn_id, None)
+                entries.pop(conn_id, None)
+        self.earliest[room] = min(expiries.copy().values(), default=math.inf)
 
 
 class RedisPresence:

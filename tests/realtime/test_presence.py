@@ -148,6 +148,25 @@ def test_a_late_refresh_brings_an_expired_entry_back(clock):
     assert store.members("room") == {"c1": {"n": 1}}
 
 
+def test_entries_expire_one_by_one_whatever_order_they_were_set_in(clock):
+    store = LocalPresence(clock=clock)
+    store.set("room", "long", {"n": 1}, ttl=30)
+    store.set("room", "short", {"n": 2}, ttl=10)
+    clock.now += 5
+    store.set("room", "shorter", {"n": 3}, ttl=2)  # expires before the others
+    assert set(store.members("room")) == {"long", "short", "shorter"}
+    clock.now += 3
+    assert set(store.members("room")) == {"long", "short"}
+    store.set("room", "short", {"n": 2}, ttl=30)  # refreshed: now after "long"
+    clock.now += 23
+    assert set(store.members("room")) == {"short"}
+    clock.now += 10
+    assert store.members("room") == {}
+    store.remove("room", "short")  # already gone: nothing to do, nothing breaks
+    store.set("room", "back", {"n": 4}, ttl=10)
+    assert store.members("room") == {"back": {"n": 4}}
+
+
 def test_store_follows_the_cache_backend(settings):
     presence.reset_store()
     assert isinstance(presence.get_store(), LocalPresence)
