@@ -454,6 +454,9 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         task = asyncio.ensure_future(self._guard(coro, request_id))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        # Cancelled before it ever ran (the socket closed at once): close ``coro``
+        # too, or Python warns that it was never awaited. A no-op once it ran.
+        task.add_done_callback(lambda _: coro.close())
         return task
 
     # ------------------------------------------------------------------ sending

@@ -222,3 +222,23 @@ async def test_an_endpoint_with_its_own_fanout_keeps_it_unless_it_says_otherwise
         assert c.deliver_now(fanout("a secret")) is False  # always its own handler
         await c.hub_deliver(fanout("a secret"))
         assert socket.sent == [] and len(writer.frames) == int(fast)
+
+
+async def test_a_task_cancelled_before_it_ran_leaves_no_unawaited_coroutine(recwarn):
+    """A socket that closes at once cancels what it spawned before it started: its
+    coroutine is closed, not left for Python to warn about."""
+    import gc
+
+    c = consumer(FakeWriter(), Socket())
+    ran = []
+
+    async def work() -> None:
+        ran.append(True)
+
+    c.spawn(work()).cancel()
+    await asyncio.sleep(0)  # the cancellation runs; the socket forgets the task
+    await asyncio.sleep(0)
+    assert not c.tasks
+    gc.collect()
+    assert ran == []
+    assert not [w for w in recwarn if "never awaited" in str(w.message)]
