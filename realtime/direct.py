@@ -21,9 +21,13 @@ where the server allows it:
   again, and the hub, which delivers to one socket after another, with it. The consumer
   queues that socket's broadcasts instead (bounded; past the bound it closes it 4012).
 
+A socket's own frames (replies, errors, greetings) are framed here too, with
+``text_frame`` (``EnvelopeConsumer.send_text``): no ASGI hop and no second framing on
+the per-frame path of bench W3.
+
 The consumer writes directly only while none of its ordinary sends is in progress, so
-frames never overtake each other (``EnvelopeConsumer.deliver_now`` and
-``write_broadcast``). The check is on
+frames never overtake each other (``EnvelopeConsumer.deliver_now``,
+``write_broadcast`` and, with no broadcast queued either, ``send_text``). The check is on
 the exact class and attributes of the uvicorn version in requirements.txt; anything
 else falls back, and ``REALTIME_DIRECT_WRITES=0`` turns it off.
 """

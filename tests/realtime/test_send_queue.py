@@ -242,3 +242,26 @@ async def test_a_task_cancelled_before_it_ran_leaves_no_unawaited_coroutine(recw
     gc.collect()
     assert ran == []
     assert not [w for w in recwarn if "never awaited" in str(w.message)]
+
+
+async def test_replies_are_framed_here_unless_something_could_be_overtaken():
+    """A reply goes straight to the transport when the socket is idle; while an
+    ordinary send is in progress or broadcasts are queued, it takes ASGI's send behind
+    them, in order."""
+    writer, socket = FakeWriter(), Socket()
+    c = consumer(writer, socket)
+    await c.send_text("direct")
+    assert writer.frames == [text_frame("direct")] and socket.sent == []
+
+    writer.behind = True  # the client is behind: a broadcast is queued, and its
+    socket.gate.clear()  # send waits for the client to read
+    await c.hub_deliver(fanout("queued"))
+    await settle()
+    writer.behind = False  # the transport has room again, the queue is still sending
+    reply = asyncio.ensure_future(c.send_text("after"))
+    await settle()
+    assert writer.frames == [text_frame("direct")]  # not written past the queue
+    socket.gate.set()
+    await reply
+    await settle()
+    assert texts(socket) == ["queued", "after"]
