@@ -27,8 +27,8 @@ the per-frame path of bench W3.
 
 The consumer writes directly only while none of its ordinary sends is in progress, so
 frames never overtake each other (``EnvelopeConsumer.deliver_now``,
-``write_broadcast`` and, with no broadcast queued either, ``send_text``). The check is on
-the exact class and attributes of the uvicorn version in requirements.txt; anything
+``write_broadcast`` and, with no broadcast queued either, ``send_text``). The check is
+on the exact class and attributes of the uvicorn version in requirements.txt; anything
 else falls back, and ``REALTIME_DIRECT_WRITES=0`` turns it off.
 """
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from autobahn.exception import Disconnected
 
 from realtime import consumers
 from realtime.auth import MISSING
@@ -265,3 +266,31 @@ async def test_replies_are_framed_here_unless_something_could_be_overtaken():
     await reply
     await settle()
     assert texts(socket) == ["queued", "after"]
+
+
+@pytest.mark.parametrize(
+    "gone",
+    [ConnectionResetError("uvicorn: ClientDisconnected"), Disconnected("daphne")],
+    ids=["uvicorn", "daphne"],
+)
+async def test_a_client_gone_mid_broadcast_is_dropped_quietly(gone, caplog):
+    """Each server has its own exception for a send after the client left; the hub
+    must neither log a traceback per receiver nor stop the fan-out."""
+
+    class GoneSocket(Socket):
+        async def __call__(self, message: dict) -> None:
+            raise gone
+
+    gone_one = consumer(FakeWriter(), GoneSocket(), "gone")
+    gone_one._writer = None  # daphne: every frame through ASGI's send
+    writer, socket = FakeWriter(), Socket()
+    other = consumer(writer, socket, "other")
+    hub = Hub()
+    await hub.join("g", gone_one)
+    await hub.join("g", other)
+    with caplog.at_level("ERROR"):
+        await hub.publish("g", fanout("x"))
+        await hub.publish("g", fanout("y"))
+    assert gone_one.closing is True
+    assert writer.frames == [text_frame("x"), text_frame("y")]
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
