@@ -35,7 +35,13 @@ from realtime import metrics
 from realtime.auth import MISSING, AuthResult, validate_refresh_token
 from realtime.broadcast import FANOUT_EVENT, group_join, group_leave
 from realtime.callbacks import CallbackRegistry, CallbackTimeout
-from realtime.direct import SocketWriter, prepared_text, socket_writer, text_frame
+from realtime.direct import (
+    DaphneWriter,
+    SocketWriter,
+    prepared_text,
+    socket_writer,
+    text_frame,
+)
 from realtime.heartbeat import Heartbeat, heartbeat_settings
 from realtime.hub import fanout_mode
 from realtime.presence import ALL, presence_leave, presence_set
@@ -213,7 +219,8 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         self.limiters: dict[str, LocalRateLimiter] = {}
         self.heartbeat: Heartbeat | None = None
         self._expiry_timer: asyncio.TimerHandle | None = None
-        self._writer: SocketWriter | None = None  # uvicorn's connection, after accept
+        # The server's connection (realtime.direct), after accept; None: ASGI only.
+        self._writer: SocketWriter | DaphneWriter | None = None
         self._sending = 0  # ordinary sends in progress (direct writes wait for none)
         self._outbox: deque[dict] | None = None  # hub events while the client is behind
         self._outbox_bytes = 0
@@ -322,7 +329,7 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         socket, this consumer, its groups and its presence forever."""
         message = {"type": "websocket.close", "code": code}
         writer = self._writer
-        if writer is None:  # daphne: its own close handshake and timeouts
+        if writer is None or not writer.sends_wait:  # daphne: its own handshake
             await self._write(message)
             return
         try:

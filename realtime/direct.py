@@ -11,12 +11,13 @@ where the server allows it:
 * ``text_frame(text)`` builds the unmasked, unfragmented text frame a server sends
   (RFC 6455 §5.2); ``prepared_text`` keeps the last one, so the receivers of one
   broadcast (delivered one after another by the hub) share it.
-* ``socket_writer(send)`` recognises uvicorn's websockets-sansio protocol behind an ASGI
-  ``send``. Its ``write`` puts a prepared frame on the transport, or declines
-  (``False``) whenever the ordinary path must be taken: a compression extension was
-  negotiated (browsers ask for permessage-deflate: frames differ per receiver), the
-  server is applying back-pressure, or the connection is closing. Any other server
-  (daphne) or protocol gets ``None``: the ordinary ``send``.
+* ``socket_writer(send)`` recognises uvicorn's websockets-sansio protocol, or daphne's
+  (autobahn on a plain Twisted TCP transport), behind an ASGI ``send``. Its ``write``
+  puts a prepared frame on the transport, or declines (``False``) whenever the
+  ordinary path must be taken: a compression extension was negotiated (browsers ask
+  uvicorn for permessage-deflate: frames differ per receiver), the server is applying
+  back-pressure, or the connection is closing. Anything else (daphne terminating TLS,
+  another server) gets ``None``: the ordinary ``send``.
 * ``paused()`` says the client is behind: uvicorn's ``send`` would wait until it reads
   again, and the hub, which delivers to one socket after another, with it. The consumer
   queues that socket's broadcasts instead (bounded; past the bound it closes it 4012).
@@ -28,8 +29,9 @@ the per-frame path of bench W3.
 The consumer writes directly only while none of its ordinary sends is in progress, so
 frames never overtake each other (``EnvelopeConsumer.deliver_now``,
 ``write_broadcast`` and, with no broadcast queued either, ``send_text``). The check is
-on the exact class and attributes of the uvicorn version in requirements.txt; anything
-else falls back, and ``REALTIME_DIRECT_WRITES=0`` turns it off.
+on the exact classes and attributes of the uvicorn, daphne and Twisted versions in
+requirements.txt; anything else falls back, and ``REALTIME_DIRECT_WRITES=0`` turns it
+off.
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ def prepared_text(text: str) -> bytes:
 class SocketWriter:
     """uvicorn's websockets-sansio connection behind one ASGI ``send``."""
 
+    sends_wait = True  # uvicorn's send waits while the client is behind
+
     def __init__(self, protocol: Any, *, prepared: bool = True) -> None:
         self.protocol = protocol
         self.conn = protocol.conn
@@ -110,17 +114,109 @@ class SocketWriter:
             self.transport.abort()
 
 
-def socket_writer(send: Callable, *, prepared: bool = True) -> SocketWriter | None:
-    """The ``SocketWriter`` of the server behind ``send``, or ``None`` (daphne...);
-    ``prepared=False``: no prepared frames (``REALTIME_DIRECT_WRITES=0``), the rest
-    (back-pressure, closing) as usual."""
+class DaphneWriter:
+    """daphne's WebSocket protocol (autobahn on a plain Twisted TCP transport).
+
+    Through ASGI each frame is framed by autobahn and handed to Twisted, which
+    buffers it and registers the socket as a writer until the next loop tick: an
+    ``epoll_ctl`` to add it and another to remove it, per frame and receiver
+    (profiled on bench W1: ~60% of a fan-out on daphne). Here a frame is sent at once
+    when Twisted holds nothing for the socket (``writeSomeData``, Twisted's own
+    non-blocking send), and whatever the kernel does not take, or anything while
+    Twisted still holds bytes, is given to Twisted's ``write`` behind them: the order
+    on the wire is the order of the calls. daphne's sends never wait (Twisted buffers
+    without bound), so a client is never ``paused`` here; the heartbeat closes one
+    that stopped reading.
+    """
+
+    sends_wait = False  # daphne's close handshake and timeouts are its own
+
+    def __init__(self, protocol: Any, *, prepared: bool = True) -> None:
+        self.protocol = protocol
+        self.transport = protocol.transport
+        self.prepared_ok = prepared
+
+    def paused(self) -> bool:
+        return False
+
+    def closed(self) -> bool:
+        transport = self.transport
+        return (
+            not transport.connected
+            or transport.disconnecting
+            or transport._writeDisconnected
+        )
+
+    def write(self, frame: bytes) -> bool:
+        """Send a prepared frame; ``False``: take ASGI's ``send`` instead."""
+        protocol = self.protocol
+        if (
+            not self.prepared_ok
+            or protocol.state != AUTOBAHN_OPEN
+            or protocol._perMessageCompress is not None
+            or self.closed()
+        ):
+            return False
+        transport = self.transport
+        if transport._tempDataLen or len(transport.dataBuffer) > transport.offset:
+            transport.write(frame)  # behind what Twisted still holds
+            return True
+        sent = transport.writeSomeData(frame)
+        if not isinstance(sent, int):
+            return True  # the connection is lost: Twisted finds out on its own
+        if sent < len(frame):
+            transport.write(frame[sent:])
+        return True
+
+    def abort(self) -> None:
+        if self.transport.connected:
+            self.transport.abortConnection()
+
+
+AUTOBAHN_OPEN = 3  # autobahn's WebSocketProtocol.STATE_OPEN
+DAPHNE_PROTOCOL = ("daphne.ws_protocol", "WebSocketProtocol")
+TWISTED_TCP = ("twisted.internet.tcp", "Server")
+
+
+def _is(obj: Any, kind: tuple[str, str]) -> bool:
+    cls = type(obj)
+    return (cls.__module__, cls.__name__) == kind
+
+
+def socket_writer(
+    send: Callable, *, prepared: bool = True
+) -> SocketWriter | DaphneWriter | None:
+    """The writer of the server behind ``send``: uvicorn's websockets-sansio
+    protocol or daphne's on plain TCP; ``None`` for anything else (TLS terminated by
+    daphne, a test communicator...). ``prepared=False``: no prepared frames
+    (``REALTIME_DIRECT_WRITES=0``), the rest (back-pressure, closing) as usual."""
     protocol = getattr(send, "__self__", None)
-    kind = type(protocol)
-    if (kind.__module__, kind.__name__) != SANSIO_PROTOCOL:
+    if _is(protocol, SANSIO_PROTOCOL):
+        if not all(
+            hasattr(protocol, name)
+            for name in ("conn", "transport", "writable", "close_sent", "disconnected")
+        ):
+            return None
+        return SocketWriter(protocol, prepared=prepared)
+    # daphne's send is functools.partial(server.handle_reply, protocol).
+    protocol = next(iter(getattr(send, "args", ())), None)
+    if not _is(protocol, DAPHNE_PROTOCOL):
         return None
-    if not all(
-        hasattr(protocol, name)
-        for name in ("conn", "transport", "writable", "close_sent", "disconnected")
+    transport = getattr(protocol, "transport", None)
+    if not _is(transport, TWISTED_TCP) or getattr(transport, "TLS", True):
+        return None
+    if not hasattr(protocol, "_perMessageCompress") or not all(
+        hasattr(transport, name)
+        for name in (
+            "connected",
+            "disconnecting",
+            "_writeDisconnected",
+            "_tempDataLen",
+            "dataBuffer",
+            "offset",
+            "writeSomeData",
+            "abortConnection",
+        )
     ):
         return None
-    return SocketWriter(protocol, prepared=prepared)
+    return DaphneWriter(protocol, prepared=prepared)

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from types import SimpleNamespace
 
 import pytest
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
-from realtime.direct import SocketWriter, prepared_text, socket_writer, text_frame
+from realtime.direct import (
+    DaphneWriter,
+    SocketWriter,
+    prepared_text,
+    socket_writer,
+    text_frame,
+)
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 200_000])
@@ -109,3 +116,109 @@ async def test_prepared_frames_can_be_turned_off_and_the_rest_still_works():
     assert not writer.write(b"a") and protocol.transport.data == []
     protocol.writable.clear()
     assert writer.paused()
+
+
+# ------------------------------------------------------------------ daphne
+def _named(module: str, name: str, **attrs):
+    return type(name, (), {"__module__": module, **attrs})
+
+
+class TwistedTCP:
+    """What DaphneWriter reads of twisted.internet.tcp.Server."""
+
+    TLS = False
+
+    def __init__(self, takes: int | None = None) -> None:
+        self.connected, self.disconnecting, self._writeDisconnected = 1, False, False
+        self._tempDataLen, self.dataBuffer, self.offset = 0, b"", 0
+        self.takes = takes  # bytes the kernel accepts per send; None: all
+        self.sent: list[bytes] = []  # on the wire
+        self.buffered: list[bytes] = []  # held by Twisted
+        self.aborted = False
+
+    def writeSomeData(self, data: bytes):  # noqa: N802 - Twisted's name
+        if self.takes == -1:
+            return ConnectionError("lost")  # Twisted returns, not raises, a failure
+        n = len(data) if self.takes is None else min(self.takes, len(data))
+        self.sent.append(bytes(data[:n]))
+        return n
+
+    def write(self, data: bytes) -> None:
+        self.buffered.append(bytes(data))
+        self._tempDataLen += len(data)
+
+    def abortConnection(self) -> None:  # noqa: N802
+        self.aborted = True
+
+
+class Server(TwistedTCP):
+    """Named as Twisted's plain TCP server transport, which is what is trusted."""
+
+
+Server.__module__ = "twisted.internet.tcp"
+
+
+def daphne_send(transport, *, compress=None, state=3):
+    """daphne's ASGI send: functools.partial(server.handle_reply, protocol)."""
+    protocol = _named("daphne.ws_protocol", "WebSocketProtocol")()
+    protocol.transport = transport
+    protocol.state = state
+    protocol._perMessageCompress = compress
+
+    async def handle_reply(protocol, message):
+        pass
+
+    return functools.partial(handle_reply, protocol), protocol
+
+
+def test_daphne_on_plain_tcp_is_recognised_and_tls_or_look_alikes_are_not():
+    transport = Server()
+    send, _ = daphne_send(transport)
+    writer = socket_writer(send)
+    assert isinstance(writer, DaphneWriter) and not writer.sends_wait
+    transport.TLS = True  # daphne terminating TLS: Twisted's TLS layer writes
+    assert socket_writer(send) is None
+    assert socket_writer(daphne_send(TwistedTCP())[0]) is None  # another class
+    assert socket_writer(functools.partial(print, object())) is None
+
+
+def test_the_daphne_writer_sends_at_once_or_behind_what_twisted_holds():
+    transport = Server(takes=4)
+    send, protocol = daphne_send(transport)
+    writer = DaphneWriter(protocol)
+    assert writer.write(b"abcdef") is True  # the kernel takes 4, Twisted the rest
+    assert transport.sent == [b"abcd"] and transport.buffered == [b"ef"]
+    assert writer.write(b"gh") is True  # Twisted still holds bytes: behind them
+    assert transport.sent == [b"abcd"] and transport.buffered == [b"ef", b"gh"]
+    transport._tempDataLen, transport.dataBuffer, transport.offset = 0, b"xyz", 1
+    assert writer.write(b"ij") and transport.buffered[-1] == b"ij"  # partly sent
+    transport._tempDataLen, transport.dataBuffer, transport.offset = 0, b"", 0
+    transport.takes = None  # Twisted has written everything out
+    assert writer.write(b"kl") and transport.sent[-1] == b"kl"
+    transport.takes = -1  # the connection is gone: nothing to do, nothing raised
+    assert writer.write(b"mn") is True and transport.buffered[-1] == b"ij"
+    assert not writer.paused() and not writer.closed()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"state": 2},  # autobahn not open (closing)
+        {"compress": object()},  # permessage-deflate
+        {"connected": 0},
+        {"disconnecting": True},
+        {"prepared": False},  # REALTIME_DIRECT_WRITES=0
+    ],
+)
+def test_the_daphne_writer_declines_when_asgi_must_send(change):
+    transport = Server()
+    send, protocol = daphne_send(
+        transport, state=change.get("state", 3), compress=change.get("compress")
+    )
+    for name in ("connected", "disconnecting"):
+        if name in change:
+            setattr(transport, name, change[name])
+    writer = DaphneWriter(protocol, prepared=change.get("prepared", True))
+    assert writer.write(b"x") is False and transport.sent == []
+    writer.abort()
+    assert transport.aborted == bool(transport.connected)

@@ -24,6 +24,8 @@ from realtime.hub import Hub
 class FakeWriter:
     """Stands in for realtime.direct.SocketWriter (uvicorn's connection)."""
 
+    sends_wait = True
+
     def __init__(self) -> None:
         self.prepared_ok = True
         self.behind = False  # uvicorn's writable event cleared

@@ -1,0 +1,71 @@
+"""Prepared frames under daphne (realtime/direct.py, DaphneWriter): sent past
+autobahn and Twisted's per-frame writer registration, in order, whatever the size,
+and behind whatever Twisted still holds for a client that fell behind."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.e2e.client import frame
+from tests.e2e.server import DaphneServer
+from tests.e2e.test_uvicorn_e2e import broadcast_burst, metric
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    env = {"REALTIME_MAX_TEXT_BYTES": str(1_100_000)}
+    with DaphneServer(tmp_path_factory.mktemp("e2e-daphne-direct"), env=env) as srv:
+        srv.alice = srv.create_user("alice")
+        yield srv
+
+
+def writes(server, path: str) -> int:
+    return metric(server, "realtime_broadcast_writes_total", f'path="{path}"')
+
+
+async def test_broadcasts_and_replies_are_sent_prepared_on_daphne(server):
+    before = {path: writes(server, path) for path in ("prepared", "asgi")}
+    url = server.ws_url(f"/ws/echo/?token={server.alice['access']}")
+    sockets = [await connect(url, compression=None) for _ in range(2)]
+    sockets.append(await connect(url))  # offers permessage-deflate: daphne declines
+    try:
+        for ws in sockets:
+            assert (await frame(ws))["type"] == "echo.ready"
+        sizes = [10, 300, 65_400]  # the last frame is over 65,535 bytes
+        sent = [{"i": i, "text": "안녕" + "x" * size} for i, size in enumerate(sizes)]
+        for payload in sent:
+            await sockets[0].send(
+                json.dumps({"type": "echo.broadcast", "payload": payload})
+            )
+        for ws in sockets:
+            got = [await frame(ws) for _ in sent]
+            assert [f["payload"]["payload"] for f in got] == sent
+        await sockets[1].send(json.dumps({"type": "ping", "payload": {"n": 1}}))
+        assert (await frame(sockets[1]))["type"] == "pong"
+        assert writes(server, "prepared") - before["prepared"] == 3 * len(sent)
+        assert writes(server, "asgi") == before["asgi"]
+    finally:
+        for ws in sockets:
+            await ws.close()
+
+
+async def test_a_client_behind_gets_everything_later_in_order_on_daphne(server):
+    """Twisted holds what the kernel does not take; later frames go behind it. (Three
+    senders' frames may be broadcast in any order; every receiver sees the same.)"""
+    count = 6  # 6 MB: past the socket buffers
+    slow, reader, got = await broadcast_burst(server, count)
+    try:
+        assert sorted(got) == list(range(count))  # the reader was never held up
+        late = [
+            (await frame(slow, timeout=20))["payload"]["payload"]["i"]
+            for _ in range(count)
+        ]
+        assert late == got
+    finally:
+        await slow.close()
+        await reader.close()
