@@ -110,14 +110,22 @@ class SessionConsumer(EnvelopeConsumer):
         "participant.update": (5, 10.0),
     }
 
+    _gap_task: asyncio.Task | None = None
+    _seq_lock: asyncio.Lock | None = None
+
+    @property
+    def seq_lock(self) -> asyncio.Lock:
+        """Made when a frame first arrives out of order (most sockets never see one)."""
+        if self._seq_lock is None:
+            self._seq_lock = asyncio.Lock()
+        return self._seq_lock
+
     # ------------------------------------------------------------------ connect
     async def on_connect(self) -> None:
         self.participant: Participant | None = None
         self.present = False
         self.last_seq_sent = 0
         self._ahead: dict[int, str] = {}  # seq -> frame that arrived before its turn
-        self._seq_lock = asyncio.Lock()
-        self._gap_task: asyncio.Task | None = None
 
         code = self.scope["url_route"]["kwargs"]["code"]
         session, participant = await db(self._enter)(code)
@@ -287,7 +295,7 @@ class SessionConsumer(EnvelopeConsumer):
         if self.closing or seq <= self.last_seq_sent:
             return  # already replayed or delivered
         self._ahead.setdefault(seq, event["text"])
-        if self._seq_lock.locked():
+        if self.seq_lock.locked():
             # A gap fill is reading the database: it flushes this when it is done.
             # Never wait here: the hub delivers to every receiver in turn.
             return
@@ -303,7 +311,7 @@ class SessionConsumer(EnvelopeConsumer):
     async def _fill_gap(self) -> None:
         """A seq is missing after a wait: read the hole from the database."""
         await asyncio.sleep(gap_wait())
-        async with self._seq_lock:
+        async with self.seq_lock:
             if not self._ahead:
                 return
             rows = await db(session_messages)(

@@ -134,7 +134,7 @@ async def test_too_far_behind_is_closed_4012_and_cut_off_if_it_takes_nothing(
     monkeypatch.setattr(consumers, "CLOSE_WAIT", 0.05)
     writer, socket = FakeWriter(), Socket()
     c = consumer(writer, socket)
-    c.max_queued_bytes = 1000
+    settings.REALTIME_MAX_QUEUED_BYTES = 1000
     writer.behind = True
     socket.gate.clear()  # not even the close frame gets through
     await c.hub_deliver(fanout("x" * 600))

@@ -613,3 +613,23 @@ async def test_host_only_types_are_refused_before_any_database_work(host, monkey
         assert error["payload"]["code"] == "FORBIDDEN", error
         assert error["request_id"] == type_
     await disconnect_all(g)
+
+
+async def test_a_connected_socket_keeps_under_30_attributes(host, monkeypatch):
+    """CPython keeps up to 29 instance attributes in a compact shared layout; the
+    30th turns them into a dict of their own, ~1.3 KB more per socket (bench W2
+    counts server memory per connection). Defaults live on the classes."""
+    from sessions_app.consumers import SessionConsumer
+
+    connected = []
+    real = SessionConsumer.on_connect
+
+    async def spy(self):
+        await real(self)
+        connected.append(self)
+
+    monkeypatch.setattr(SessionConsumer, "on_connect", spy)
+    session = await create_session(host)
+    comm, _ = await join(session.code, (await guest(session, "ann"))[1])
+    assert len(vars(connected[0])) < 30, sorted(vars(connected[0]))
+    await comm.disconnect()
