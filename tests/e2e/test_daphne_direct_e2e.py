@@ -11,7 +11,7 @@ from websockets.asyncio.client import connect
 
 from tests.e2e.client import frame
 from tests.e2e.server import DaphneServer
-from tests.e2e.test_uvicorn_e2e import broadcast_burst, metric
+from tests.e2e.test_uvicorn_e2e import broadcast_burst, broadcast_every_length, metric
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -34,17 +34,7 @@ async def test_broadcasts_and_replies_are_sent_prepared_on_daphne(server):
     sockets = [await connect(url, compression=None) for _ in range(2)]
     sockets.append(await connect(url))  # offers permessage-deflate: daphne declines
     try:
-        for ws in sockets:
-            assert (await frame(ws))["type"] == "echo.ready"
-        sizes = [10, 300, 65_400]  # the last frame is over 65,535 bytes
-        sent = [{"i": i, "text": "안녕" + "x" * size} for i, size in enumerate(sizes)]
-        for payload in sent:
-            await sockets[0].send(
-                json.dumps({"type": "echo.broadcast", "payload": payload})
-            )
-        for ws in sockets:
-            got = [await frame(ws) for _ in sent]
-            assert [f["payload"]["payload"] for f in got] == sent
+        sent = await broadcast_every_length(sockets[0], sockets)
         await sockets[1].send(json.dumps({"type": "ping", "payload": {"n": 1}}))
         assert (await frame(sockets[1]))["type"] == "pong"
         assert writes(server, "prepared") - before["prepared"] == 3 * len(sent)

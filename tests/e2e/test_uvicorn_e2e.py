@@ -97,25 +97,31 @@ async def test_prepared_frames_reach_plain_and_compressed_sockets_alike(server):
     deflated = await connect(url)  # websockets offers permessage-deflate by default
     sockets = [*plain, deflated]
     try:
-        for ws in sockets:
-            assert (await frame(ws))["type"] == "echo.ready"
-        sizes = [10, 300, 65_400]  # the last broadcast frame is over 65,535 bytes
-        sent = [{"i": i, "text": "안녕" + "x" * size} for i, size in enumerate(sizes)]
-        for payload in sent:
-            await plain[0].send(
-                json.dumps({"type": "echo.broadcast", "payload": payload})
-            )
-        for ws in sockets:
-            got = [await frame(ws) for _ in sent]
-            assert [f["type"] for f in got] == ["echo.broadcasted"] * len(sent)
-            assert [f["payload"]["payload"] for f in got] == sent
-        assert len(json.dumps(got[-1], ensure_ascii=False).encode()) > 65_535
+        sent = await broadcast_every_length(plain[0], sockets)
         # Each plain socket took the prepared path, the deflated one ASGI's.
         assert writes("prepared") - before["prepared"] == 2 * len(sent)
         assert writes("asgi") - before["asgi"] == len(sent)
     finally:
         for ws in sockets:
             await ws.close()
+
+
+async def broadcast_every_length(sender, sockets) -> list[dict]:
+    """Once each socket is ready, three broadcasts from ``sender``, one per length
+    encoding (7-bit, 16-bit, 64-bit), multi-byte text included; every socket must get
+    them all, in order. Returns what was sent."""
+    for ws in sockets:
+        assert (await frame(ws))["type"] == "echo.ready"
+    sizes = [10, 300, 65_400]  # the last broadcast frame is over 65,535 bytes
+    sent = [{"i": i, "text": "안녕" + "x" * size} for i, size in enumerate(sizes)]
+    for payload in sent:
+        await sender.send(json.dumps({"type": "echo.broadcast", "payload": payload}))
+    for ws in sockets:
+        got = [await frame(ws) for _ in sent]
+        assert [f["type"] for f in got] == ["echo.broadcasted"] * len(sent)
+        assert [f["payload"]["payload"] for f in got] == sent
+    assert len(json.dumps(got[-1], ensure_ascii=False).encode()) > 65_535
+    return sent
 
 
 def metric(server, name: str, label: str) -> int:
