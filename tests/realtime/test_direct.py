@@ -222,3 +222,27 @@ def test_the_daphne_writer_declines_when_asgi_must_send(change):
     assert writer.write(b"x") is False and transport.sent == []
     writer.abort()
     assert transport.aborted == bool(transport.connected)
+
+
+async def test_uvicorns_protocol_is_recognised_by_class_and_attributes():
+    cls = _named(
+        "uvicorn.protocols.websockets.websockets_sansio_impl",
+        "WebSocketsSansIOProtocol",
+    )
+    protocol = cls()
+    protocol.__dict__.update(vars(sansio()))
+
+    async def send(self, message):
+        pass
+
+    bound = send.__get__(protocol)
+    assert isinstance(socket_writer(bound), SocketWriter)
+    assert socket_writer(bound, prepared=False).prepared_ok is False
+    del protocol.writable  # another uvicorn version: the ordinary send
+    assert socket_writer(bound) is None
+
+
+def test_a_daphne_transport_without_twisteds_buffer_attributes_is_not_trusted():
+    transport = Server()
+    del transport.offset  # a Twisted that buffers differently
+    assert socket_writer(daphne_send(transport)[0]) is None
