@@ -154,16 +154,18 @@ class DaphneWriter:
             not self.prepared_ok
             or protocol.state != AUTOBAHN_OPEN
             or protocol._perMessageCompress is not None
+            or protocol.send_queue  # autobahn's own queue (sync or chopped sends)
+            or len(frame) > (protocol.maxMessagePayloadSize or len(frame))
             or self.closed()
         ):
-            return False
+            return False  # ASGI's send: autobahn decides, as it always did
         transport = self.transport
         if transport._tempDataLen or len(transport.dataBuffer) > transport.offset:
             transport.write(frame)  # behind what Twisted still holds
             return True
         sent = transport.writeSomeData(frame)
-        if not isinstance(sent, int):
-            return True  # the connection is lost: Twisted finds out on its own
+        if not isinstance(sent, int):  # lost: Twisted's own write path finds out now
+            sent = 0
         if sent < len(frame):
             transport.write(frame[sent:])
         return True
@@ -205,7 +207,10 @@ def socket_writer(
     transport = getattr(protocol, "transport", None)
     if not _is(transport, TWISTED_TCP) or getattr(transport, "TLS", True):
         return None
-    if not hasattr(protocol, "_perMessageCompress") or not all(
+    if not all(
+        hasattr(protocol, name)
+        for name in ("_perMessageCompress", "send_queue", "maxMessagePayloadSize")
+    ) or not all(
         hasattr(transport, name)
         for name in (
             "connected",

@@ -164,6 +164,8 @@ def daphne_send(transport, *, compress=None, state=3):
     protocol.transport = transport
     protocol.state = state
     protocol._perMessageCompress = compress
+    protocol.send_queue = []
+    protocol.maxMessagePayloadSize = 1024
 
     async def handle_reply(protocol, message):
         pass
@@ -195,8 +197,8 @@ def test_the_daphne_writer_sends_at_once_or_behind_what_twisted_holds():
     transport._tempDataLen, transport.dataBuffer, transport.offset = 0, b"", 0
     transport.takes = None  # Twisted has written everything out
     assert writer.write(b"kl") and transport.sent[-1] == b"kl"
-    transport.takes = -1  # the connection is gone: nothing to do, nothing raised
-    assert writer.write(b"mn") is True and transport.buffered[-1] == b"ij"
+    transport.takes = -1  # the connection is gone: Twisted's write path finds out
+    assert writer.write(b"mn") is True and transport.buffered[-1] == b"mn"
     assert not writer.paused() and not writer.closed()
 
 
@@ -208,6 +210,8 @@ def test_the_daphne_writer_sends_at_once_or_behind_what_twisted_holds():
         {"connected": 0},
         {"disconnecting": True},
         {"prepared": False},  # REALTIME_DIRECT_WRITES=0
+        {"send_queue": [(b"queued", True)]},  # autobahn holds a sync send
+        {"frame": b"x" * 1025},  # past daphne's message size: autobahn refuses it
     ],
 )
 def test_the_daphne_writer_declines_when_asgi_must_send(change):
@@ -218,8 +222,9 @@ def test_the_daphne_writer_declines_when_asgi_must_send(change):
     for name in ("connected", "disconnecting"):
         if name in change:
             setattr(transport, name, change[name])
+    protocol.send_queue = change.get("send_queue", [])
     writer = DaphneWriter(protocol, prepared=change.get("prepared", True))
-    assert writer.write(b"x") is False and transport.sent == []
+    assert writer.write(change.get("frame", b"x")) is False and transport.sent == []
     writer.abort()
     assert transport.aborted == bool(transport.connected)
 
