@@ -121,16 +121,25 @@ def freshened(changes: Iterable[Notice], online: Collection[int]) -> list[Notice
     ]
 
 
-def changes_frame(changes: Sequence[Notice]) -> tuple[str, str | None] | None:
-    """The one frame telling a room ``changes``: ``(text, channel to leave out)``."""
+def changes_frame(
+    changes: Sequence[Notice], online_count: int | None = None
+) -> tuple[str, str | None] | None:
+    """The one frame telling a room ``changes``: ``(text, channel to leave out)``.
+
+    ``online_count``: how many people presence has online as this is sent. A welcome
+    lists only some of a big room (``SESSION_WELCOME_ONLINE_MAX``), so clients take
+    the count from each notice rather than keep it by hand.
+    """
     if not changes:
         return None
+    count = {} if online_count is None else {"online_count": online_count}
     if len(changes) == 1:
         (only,) = changes
-        return encode_frame(only.type, only.person), only.channel
+        return encode_frame(only.type, {**only.person, **count}), only.channel
     payload = {
         "joined": [c.person for c in changes if c.type == JOINED],
         "left": [c.person for c in changes if c.type == LEFT],
+        **count,
     }
     return encode_frame(CHANGED, payload), None
 
@@ -181,7 +190,7 @@ class NoticeCoalescer:
         room = self.rooms.get(session_id)
         small = room_size is not None and room_size < coalesce_from()
         if window <= 0 or (small and (room is None or not room.pending)):
-            await self._send_now(session_id, notice)
+            await self._send_now(session_id, notice, room_size)
             return
         now = asyncio.get_running_loop().time()
         if room is None:
@@ -189,12 +198,14 @@ class NoticeCoalescer:
         if not room.pending and now - room.last_flush >= window:
             room.last_flush = now
             self._arm(session_id, room, window)
-            await self._send_now(session_id, notice)
+            await self._send_now(session_id, notice, room_size)
             return
         room.pending.append(notice)  # the room's timer is armed: it flushes this
 
-    async def _send_now(self, session_id: int, notice: Notice) -> None:
-        text, exclude = changes_frame([notice])
+    async def _send_now(
+        self, session_id: int, notice: Notice, online_count: int | None
+    ) -> None:
+        text, exclude = changes_frame([notice], online_count)
         await self.send(session_id, text, exclude)
 
     def _arm(self, session_id: int, room: _Room, delay: float) -> None:
@@ -223,10 +234,12 @@ class NoticeCoalescer:
     async def _flush(self, session_id: int, notices: list[Notice]) -> None:
         try:
             changes = net_changes(notices, may_cancel=self.may_cancel)
+            count = None
             if changes:
                 online = self.online(session_id)
                 changes = freshened(still_true(changes, online), online)
-            frame = changes_frame(changes)
+                count = len(online)
+            frame = changes_frame(changes, count)
             if frame is not None:
                 await self.send(session_id, *frame)
         except Exception:

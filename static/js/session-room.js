@@ -109,6 +109,11 @@
       if (!state.online.delete(participantId) && state.unlisted > 0) state.unlisted -= 1;
     }
 
+    // Notices carry how many are online as they were sent: that count wins.
+    function recount(count) {
+      if (typeof count === "number") state.unlisted = Math.max(0, count - state.online.size);
+    }
+
     // ---------------------------------------------------------------- rendering
     function renderOnline() {
       const list = $("online");
@@ -236,14 +241,19 @@
         }
         renderTyping();
       });
-      socket.on("participant.joined", (p) => { state.online.set(p.participant_id, p); renderOnline(); });
+      socket.on("participant.joined", ({ online_count: count, ...person }) => {
+        state.online.set(person.participant_id, person);
+        recount(count);
+        renderOnline();
+      });
       socket.on("participant.updated", (p) => { state.online.set(p.participant_id, p); renderOnline(); });
-      socket.on("participant.left", (p) => { forget(p.participant_id); renderOnline(); });
+      socket.on("participant.left", (p) => { forget(p.participant_id); recount(p.online_count); renderOnline(); });
       // Joins and leaves batched during a join storm (may name us: a no-op, like a
       // join of someone the welcome already listed).
       socket.on("participants.changed", (p) => {
         for (const person of p.joined) state.online.set(person.participant_id, person);
         for (const person of p.left) forget(person.participant_id);
+        recount(p.online_count);
         renderOnline();
       });
       socket.on("session.updated", (p) => { $("session-title").textContent = p.title; });

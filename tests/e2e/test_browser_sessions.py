@@ -79,3 +79,43 @@ def test_two_browsers_join_a_session_and_see_each_others_messages(tmp_path):
             "GET", f"/api/sessions/{session['code']}/status/", token=host["access"]
         )
         assert body["total_participants"] == 3  # host + two guests, none duplicated
+
+
+def test_a_big_rooms_count_includes_the_people_its_welcome_does_not_list(tmp_path):
+    """SESSION_WELCOME_ONLINE_MAX=1: a welcome lists only its reader, with the room's
+    count; the page shows the count, and each notice's count keeps it right."""
+    executable = chromium_path()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    env = {"SESSION_WELCOME_ONLINE_MAX": "1"}
+    with DaphneServer(tmp_path, env=env) as server:
+        host = server.create_user("presenter")
+        _, session = server.request(
+            "POST", "/api/sessions/", {"title": "Big room"}, token=host["access"]
+        )
+        room = server.url(f"/sessions/{session['code']}/")
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=executable, args=CHROMIUM_ARGS, timeout=WAIT_MS
+            )
+            try:
+                pages, errors = {}, []
+                for nickname in ("Ann", "Ben", "Cy"):
+                    page = browser.new_context().new_page()
+                    page.set_default_timeout(WAIT_MS)
+                    page.on("pageerror", lambda exc: errors.append(str(exc)))
+                    page.goto(room)
+                    page.fill("#nickname", nickname)
+                    page.click("#join-button")
+                    page.wait_for_selector("#room-panel", state="visible")
+                    pages[nickname] = page
+                expect = sync_api.expect
+                cy = pages["Cy"]
+                expect(cy.locator("#online-count")).to_have_text("3")
+                expect(cy.locator("#online li")).to_have_count(1)  # only Cy listed
+                expect(pages["Ann"].locator("#online-count")).to_have_text("3")
+                pages["Ben"].context.close()  # Ben leaves: Cy never listed him
+                expect(cy.locator("#online-count")).to_have_text("2")
+                expect(pages["Ann"].locator("#online-count")).to_have_text("2")
+                assert errors == []
+            finally:
+                browser.close()

@@ -122,7 +122,12 @@ async def test_two_tabs_of_one_participant_one_joined_one_left(host):
     watcher, _ = await join(session.code, watcher_token)
     tab1, _ = await join(session.code, token)
     (joined,) = await of_type(watcher, "participant.joined", 1)
-    assert joined == {"participant_id": pid, "nickname": "twotabs", "role": "guest"}
+    assert joined == {
+        "participant_id": pid,
+        "nickname": "twotabs",
+        "role": "guest",
+        "online_count": 2,  # the watcher and this one
+    }
     tab2, welcome = await join(session.code, token)
     assert [p["participant_id"] for p in welcome["online"]].count(pid) == 1
     await tab1.disconnect()

@@ -82,6 +82,12 @@ def test_frames():
     frame = json.loads(text)
     assert frame["type"] == CHANGED
     assert frame["payload"] == {"joined": [person(1), person(3)], "left": [person(2)]}
+    # With the count presence had as it was sent (clients show it: a big room's
+    # welcome lists only some of the people online).
+    text, _ = changes_frame([joined(7)], online_count=40)
+    assert json.loads(text)["payload"] == {**person(7), "online_count": 40}
+    text, _ = changes_frame([joined(1), left(2)], online_count=0)
+    assert json.loads(text)["payload"]["online_count"] == 0
 
 
 # ------------------------------------------------------------------ the coalescer
@@ -190,7 +196,7 @@ async def test_a_rename_while_waiting_is_what_the_flush_tells(settings):
     await c.tell(5, joined(2, nickname="old"))
     online[2] = person(2, "new")  # participant.updated went out meanwhile
     await settled(c)
-    assert sent.frames[-1][1]["payload"] == person(2, "new")
+    assert sent.frames[-1][1]["payload"] == {**person(2, "new"), "online_count": 2}
 
 
 async def test_rooms_below_the_threshold_are_told_at_once(settings):

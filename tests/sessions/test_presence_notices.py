@@ -108,6 +108,7 @@ async def test_a_quiet_room_hears_a_join_at_once(host, settings):
         "participant_id": pid,
         "nickname": "ann",
         "role": "guest",
+        "online_count": 2,
     }
     await disconnect_all(ann, watcher)
 
