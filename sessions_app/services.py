@@ -338,7 +338,12 @@ def _message_sql(vendor: str) -> _MessageSQL:
 
 
 def _insert(cursor: Any, sql: _MessageSQL, message: Message) -> None:
-    """Store a new ``message`` as ``save()`` would (defaults, ``auto_now_add``)."""
+    """Store a new ``message`` as ``save()`` would (defaults, ``auto_now_add``).
+
+    Every concrete field but the key is written: a field computed by the database
+    (``db_default``, ``GeneratedField``) added to ``Message`` would need leaving out
+    here, as ``save()`` does.
+    """
     params = [
         field.get_db_prep_save(field.pre_save(message, True), connection)
         for field in sql.insert_fields
