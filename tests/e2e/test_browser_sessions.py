@@ -19,6 +19,22 @@ CHROMIUM_ARGS = [
 ]
 
 
+def join_pages(browser, room: str, nicknames: list[str], errors: list[str]) -> list:
+    """One browser context per person (own storage, own token), each joined as
+    ``nickname``; script errors of any page land in ``errors``."""
+    pages = []
+    for nickname in nicknames:
+        page = browser.new_context().new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(room)
+        page.fill("#nickname", nickname)
+        page.click("#join-button")
+        page.wait_for_selector("#room-panel", state="visible")
+        pages.append(page)
+    return pages
+
+
 def test_two_browsers_join_a_session_and_see_each_others_messages(tmp_path):
     executable = chromium_path()
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -35,17 +51,8 @@ def test_two_browsers_join_a_session_and_see_each_others_messages(tmp_path):
             )
             try:
                 # Two contexts: two people, each with their own storage and token.
-                pages, errors = [], []
-                for nickname in ("Alice", "Bob"):
-                    page = browser.new_context().new_page()
-                    page.set_default_timeout(WAIT_MS)
-                    page.on("pageerror", lambda exc: errors.append(str(exc)))
-                    page.goto(room)
-                    page.fill("#nickname", nickname)
-                    page.click("#join-button")
-                    page.wait_for_selector("#room-panel", state="visible")
-                    pages.append(page)
-                alice, bob = pages
+                errors: list[str] = []
+                alice, bob = join_pages(browser, room, ["Alice", "Bob"], errors)
                 expect = sync_api.expect
                 expect(alice.locator("#online")).to_contain_text("Bob", timeout=WAIT_MS)
                 expect(bob.locator("#online")).to_contain_text("Alice", timeout=WAIT_MS)
@@ -98,24 +105,15 @@ def test_a_big_rooms_count_includes_the_people_its_welcome_does_not_list(tmp_pat
                 executable_path=executable, args=CHROMIUM_ARGS, timeout=WAIT_MS
             )
             try:
-                pages, errors = {}, []
-                for nickname in ("Ann", "Ben", "Cy"):
-                    page = browser.new_context().new_page()
-                    page.set_default_timeout(WAIT_MS)
-                    page.on("pageerror", lambda exc: errors.append(str(exc)))
-                    page.goto(room)
-                    page.fill("#nickname", nickname)
-                    page.click("#join-button")
-                    page.wait_for_selector("#room-panel", state="visible")
-                    pages[nickname] = page
+                errors: list[str] = []
+                ann, ben, cy = join_pages(browser, room, ["Ann", "Ben", "Cy"], errors)
                 expect = sync_api.expect
-                cy = pages["Cy"]
                 expect(cy.locator("#online-count")).to_have_text("3")
                 expect(cy.locator("#online li")).to_have_count(1)  # only Cy listed
-                expect(pages["Ann"].locator("#online-count")).to_have_text("3")
-                pages["Ben"].context.close()  # Ben leaves: Cy never listed him
+                expect(ann.locator("#online-count")).to_have_text("3")
+                ben.context.close()  # Ben leaves: Cy never listed him
                 expect(cy.locator("#online-count")).to_have_text("2")
-                expect(pages["Ann"].locator("#online-count")).to_have_text("2")
+                expect(ann.locator("#online-count")).to_have_text("2")
                 assert errors == []
             finally:
                 browser.close()
