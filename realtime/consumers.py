@@ -153,30 +153,14 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
     _routes: ClassVar[dict[str, Route]] = {}
     _fast_fanout: ClassVar[bool] = True
 
-    # Defaults an instance overrides only when it needs to. A connection's own
-    # attributes stay under 30, CPython's limit for keeping them in a compact shared
-    # layout (~0.3 KB) rather than a dict of their own (~1.6 KB): bench W2 counts
-    # server memory per socket.
+    # Defaults an instance overrides only when it needs to, and limits read from
+    # settings where they are used: a connection's own attributes stay under 30,
+    # CPython's limit for keeping them in a compact shared layout (~0.3 KB) rather
+    # than a dict of their own (~1.6 KB); bench W2 counts server memory per socket.
     groups: ClassVar[tuple[str, ...]] = ()  # Channels' auto-joined groups: none
     channel_layer: Any = None  # set by Channels' own loop (REALTIME_FANOUT=layer)
     violations: deque[float] | None = None  # made on the first one
     _outbox_bytes = 0
-
-    @property
-    def max_text_bytes(self) -> int:
-        return int(settings.REALTIME_MAX_TEXT_BYTES)
-
-    @property
-    def max_violations(self) -> int:
-        return int(settings.REALTIME_MAX_VIOLATIONS)
-
-    @property
-    def max_tasks(self) -> int:
-        return int(settings.REALTIME_MAX_TASKS)
-
-    @property
-    def max_queued_bytes(self) -> int:
-        return int(settings.REALTIME_MAX_QUEUED_BYTES)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -386,7 +370,7 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
                     InvalidMessage("binary frames are not accepted on this endpoint")
                 )
             return
-        limit = self.max_text_bytes
+        limit = int(settings.REALTIME_MAX_TEXT_BYTES)
         # A str of n chars is at most 4n UTF-8 bytes: only long frames are encoded.
         if len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit:
             await self.reject(MessageTooLarge(f"text frame over {limit} bytes"))
@@ -425,7 +409,7 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
                     request_id=envelope.request_id,
                 )
                 return
-        if route.as_task and len(self.tasks) >= self.max_tasks:
+        if route.as_task and len(self.tasks) >= int(settings.REALTIME_MAX_TASKS):
             # Every waiting handler holds a task (and maybe a callback): bounded.
             await self.send_error(
                 RateLimited(f"too many {envelope.type} in progress", retry_after=1.0),
@@ -458,7 +442,7 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         self.violations.append(now)
         while self.violations and self.violations[0] <= now - VIOLATION_WINDOW:
             self.violations.popleft()
-        if len(self.violations) > self.max_violations:
+        if len(self.violations) > int(settings.REALTIME_MAX_VIOLATIONS):
             await self.close_with(CloseCode.TOO_MANY_VIOLATIONS)
 
     async def _guard(self, coro: Coroutine, request_id: str | None) -> None:
@@ -521,31 +505,31 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         await self._write({"type": "websocket.send", "text": text})
 
     def _write_prepared(self, text: str) -> bool:
-        """Write ``text`` as a prepared frame, if the server and the moment allow."""
-        writer = self._writer
-        if writer is None or self._sending or not writer.write(prepared_text(text)):
+        """Write ``text`` as a broadcast's shared prepared frame, if it may be."""
+        if not self._write_direct(prepared_text(text)):
             return False
         metrics.broadcast_writes["prepared"] += 1
         return True
 
+    def _write_direct(self, frame: bytes) -> bool:
+        """Put a frame framed here on the socket (``realtime.direct``), if the server
+        allows it and no ordinary send of this socket is in progress (it would be
+        overtaken)."""
+        writer = self._writer
+        return writer is not None and not self._sending and writer.write(frame)
+
     async def send_text(self, text: str) -> None:
         """One frame of this socket (a reply, an error, a greeting).
 
-        On uvicorn it is framed here and written straight to the transport
-        (``realtime.direct``) when nothing could be overtaken by it: no ordinary send
+        It is framed here and written straight to the socket (``realtime.direct``,
+        daphne and uvicorn) when nothing could be overtaken by it: no ordinary send
         in progress, no broadcast queued. That skips the ASGI hop and the server's
         framing, the larger part of answering a ping (bench W3).
         """
         if self.closing:
             return
-        writer = self._writer
-        if (
-            writer is not None
-            and not self._sending
-            and self._outbox is None
-            and writer.write(text_frame(text))
-        ):
-            return
+        if self._outbox is None and self._write_direct(text_frame(text)):
+            return  # no broadcast queued ahead of it either
         await self._write({"type": "websocket.send", "text": text})
 
     async def send_bytes(self, data: bytes) -> None:
@@ -653,7 +637,7 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
         self._outbox.append(event)
         self._outbox_bytes += _event_size(event)
         metrics.broadcast_writes["queued"] += 1
-        if self._outbox_bytes > self.max_queued_bytes:
+        if self._outbox_bytes > int(settings.REALTIME_MAX_QUEUED_BYTES):
             self._outbox.clear()
             self.closing = True
             metrics.closes[int(CloseCode.GOING_AWAY)] += 1
