@@ -36,8 +36,8 @@ def participant_get(*, session_id: int, participant_id: Any) -> Participant | No
     return _first(Participant, _participant_in_session(), [participant_id, session_id])
 
 
-# Every socket's join runs these two and ``session_backlog`` (sessions_app.sql says
-# why they are written out); ``raw()`` still makes model objects the ORM's way.
+# Every socket's join runs these three statements (sessions_app.sql says why they are
+# written out), each built once; ``raw()`` still makes model objects the ORM's way.
 @functools.cache
 def _by_code() -> str:
     return (
@@ -52,6 +52,21 @@ def _participant_in_session() -> str:
         f"SELECT * FROM {table(Participant)} "  # noqa: S608
         f"WHERE {column(Participant, 'id')} = %s "
         f"AND {column(Participant, 'session')} = %s"
+    )
+
+
+@functools.cache
+def _backlog_sql(own: bool) -> str:
+    """``session_backlog``'s statement; ``own``: one participant's questions only."""
+    mine = f"AND m.{column(Message, 'participant')} = %s" if own else ""
+    return (
+        f"SELECT s.{column(Session, 'last_seq')}, EXISTS ("  # noqa: S608
+        f"SELECT 1 FROM {table(Message)} m "
+        f"WHERE m.{column(Message, 'session')} = s.{column(Session, 'id')} "
+        f"AND m.{column(Message, 'kind')} = %s "
+        f"AND m.{column(Message, 'approved')} = %s "
+        f"AND m.{column(Message, 'hidden')} = %s {mine}) "
+        f"FROM {table(Session)} s WHERE s.{column(Session, 'id')} = %s"
     )
 
 
@@ -118,20 +133,12 @@ def session_backlog(*, session_id: int, participant_id: int | None = None) -> Ba
     # One statement reads both last_seq and whether anything is pending: one
     # snapshot, so the order above holds; the questions themselves are read only if
     # there are any (most sessions have none).
-    mine = (
-        "" if participant_id is None else f"AND m.{column(Message, 'participant')} = %s"
-    )
+    own = participant_id is not None
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT s.{column(Session, 'last_seq')}, EXISTS ("  # noqa: S608
-            f"SELECT 1 FROM {table(Message)} m "
-            f"WHERE m.{column(Message, 'session')} = s.{column(Session, 'id')} "
-            f"AND m.{column(Message, 'kind')} = %s "
-            f"AND m.{column(Message, 'approved')} = %s "
-            f"AND m.{column(Message, 'hidden')} = %s {mine}) "
-            f"FROM {table(Session)} s WHERE s.{column(Session, 'id')} = %s",
+            _backlog_sql(own),
             [Message.Kind.QUESTION, False, False]
-            + ([] if participant_id is None else [participant_id])
+            + ([participant_id] if own else [])
             + [session_id],
         )
         last_seq, any_pending = cursor.fetchone()
