@@ -28,16 +28,6 @@ def heartbeat_settings() -> dict[str, float]:
     }
 
 
-_tasks: set[asyncio.Task] = set()  # held, so that the loop cannot lose them
-
-
-def _spawn(coro: Coroutine) -> asyncio.Task:
-    task = asyncio.ensure_future(coro)
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
-    return task
-
-
 class Heartbeat:
     """One connection's heartbeat, driven by event-loop timers.
 
@@ -55,7 +45,7 @@ class Heartbeat:
         interval: float,
         timeout: float,
         max_missed: int,
-        spawn: Callable[[Coroutine], object] | None = None,
+        spawn: Callable[[Coroutine], object],
     ) -> None:
         self.send_ping = send_ping
         self.on_dead = on_dead
@@ -63,7 +53,7 @@ class Heartbeat:
         self.interval = interval
         self.timeout = timeout
         self.max_missed = max_missed
-        self.spawn = spawn or _spawn
+        self.spawn = spawn  # the connection's: its tasks go with it
         self.missed = 0
         self._nonce: str | None = None
         self._waiting = False  # a ping is out and not answered yet

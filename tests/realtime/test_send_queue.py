@@ -187,6 +187,14 @@ async def test_heartbeat_without_a_consumer_keeps_its_own_tasks(answer, caplog):
     def on_beat() -> None:
         raise RuntimeError("redis blip")  # logged, the heartbeat goes on
 
+    tasks: set[asyncio.Task] = set()  # the connection's, as EnvelopeConsumer.spawn
+
+    def spawn(coro) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return task
+
     beat = Heartbeat(
         send_ping=send_ping,
         on_dead=on_dead,
@@ -194,6 +202,7 @@ async def test_heartbeat_without_a_consumer_keeps_its_own_tasks(answer, caplog):
         interval=0.01,
         timeout=0.02,
         max_missed=2,
+        spawn=spawn,
     )
     beat.start()
     try:
