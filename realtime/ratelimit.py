@@ -110,9 +110,3 @@ class LocalRateLimiter:
             return max(round(hits[0] + self.window - now, 3), 0.001)
         hits.append(now)
         return None
-
-    def hit(self) -> RateDecision:
-        retry_after = self.take()
-        if retry_after is not None:
-            return RateDecision(False, self.limit, 0, retry_after)
-        return RateDecision(True, self.limit, self.limit - len(self._hits), 0.0)

@@ -70,8 +70,9 @@ def test_counter_expiring_between_add_and_incr(clock, monkeypatch):
 
 def test_local_limiter_sliding_window(clock):
     limiter = LocalRateLimiter(limit=3, window=1.0, clock=clock)
-    assert [limiter.hit().allowed for _ in range(4)] == [True, True, True, False]
-    refused = limiter.hit()
-    assert refused.retry_after == pytest.approx(1.0)
+    # take(): None when allowed (and counted), else the seconds to wait.
+    assert [limiter.take() is None for _ in range(4)] == [True, True, True, False]
+    refused = limiter.take()
+    assert refused == pytest.approx(1.0)
     clock.now += 1.0
-    assert limiter.hit().allowed
+    assert limiter.take() is None
