@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from tests.e2e.server import DaphneServer
@@ -17,6 +19,31 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+@contextlib.contextmanager
+def chromium():
+    """Headless Chromium driven by Playwright: ``(browser, expect)``."""
+    executable = chromium_path()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, args=CHROMIUM_ARGS, timeout=WAIT_MS
+        )
+        try:
+            yield browser, sync_api.expect
+        finally:
+            browser.close()
+
+
+def new_room(server: DaphneServer, title: str) -> tuple[dict, dict, str]:
+    """A session created by a staff host: ``(host, session, the room page's URL)``."""
+    host = server.create_user("presenter")
+    status, session = server.request(
+        "POST", "/api/sessions/", {"title": title}, token=host["access"]
+    )
+    assert status == 201
+    return host, session, server.url(f"/sessions/{session['code']}/")
 
 
 def join_pages(browser, room: str, nicknames: list[str], errors: list[str]) -> list:
@@ -36,52 +63,38 @@ def join_pages(browser, room: str, nicknames: list[str], errors: list[str]) -> l
 
 
 def test_two_browsers_join_a_session_and_see_each_others_messages(tmp_path):
-    executable = chromium_path()
-    sync_api = pytest.importorskip("playwright.sync_api")
     with DaphneServer(tmp_path) as server:
-        host = server.create_user("presenter")
-        status, session = server.request(
-            "POST", "/api/sessions/", {"title": "Browser room"}, token=host["access"]
-        )
-        assert status == 201
-        room = server.url(f"/sessions/{session['code']}/")
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=executable, args=CHROMIUM_ARGS, timeout=WAIT_MS
+        host, session, room = new_room(server, "Browser room")
+        with chromium() as (browser, expect):
+            # Two contexts: two people, each with their own storage and token.
+            errors: list[str] = []
+            alice, bob = join_pages(browser, room, ["Alice", "Bob"], errors)
+            expect(alice.locator("#online")).to_contain_text("Bob", timeout=WAIT_MS)
+            expect(bob.locator("#online")).to_contain_text("Alice", timeout=WAIT_MS)
+
+            alice.fill("#chat-input", "Hello from Alice")
+            alice.click("#chat-send")
+            bob_line = bob.locator("#messages li", has_text="Hello from Alice")
+            expect(bob_line).to_have_count(1, timeout=WAIT_MS)
+            expect(bob_line.locator(".nickname")).to_have_text("Alice")
+
+            bob.fill("#question-input", "Will there be slides?")
+            bob.click("#question-send")
+            question = alice.locator("#questions li", has_text="slides")
+            expect(question).to_have_count(1, timeout=WAIT_MS)
+            question.locator(".upvote").click()
+            expect(bob.locator("#questions .upvotes")).to_contain_text(
+                "1", timeout=WAIT_MS
             )
-            try:
-                # Two contexts: two people, each with their own storage and token.
-                errors: list[str] = []
-                alice, bob = join_pages(browser, room, ["Alice", "Bob"], errors)
-                expect = sync_api.expect
-                expect(alice.locator("#online")).to_contain_text("Bob", timeout=WAIT_MS)
-                expect(bob.locator("#online")).to_contain_text("Alice", timeout=WAIT_MS)
 
-                alice.fill("#chat-input", "Hello from Alice")
-                alice.click("#chat-send")
-                bob_line = bob.locator("#messages li", has_text="Hello from Alice")
-                expect(bob_line).to_have_count(1, timeout=WAIT_MS)
-                expect(bob_line.locator(".nickname")).to_have_text("Alice")
-
-                bob.fill("#question-input", "Will there be slides?")
-                bob.click("#question-send")
-                question = alice.locator("#questions li", has_text="slides")
-                expect(question).to_have_count(1, timeout=WAIT_MS)
-                question.locator(".upvote").click()
-                expect(bob.locator("#questions .upvotes")).to_contain_text(
-                    "1", timeout=WAIT_MS
-                )
-
-                # A reload keeps the participant (token in localStorage) and the
-                # history comes back through the replay.
-                bob.reload()
-                expect(
-                    bob.locator("#messages li", has_text="Hello from Alice")
-                ).to_have_count(1, timeout=WAIT_MS)
-                assert bob.locator("#join-panel").is_hidden()
-                assert errors == []  # no script error on either page
-            finally:
-                browser.close()
+            # A reload keeps the participant (token in localStorage) and the
+            # history comes back through the replay.
+            bob.reload()
+            expect(
+                bob.locator("#messages li", has_text="Hello from Alice")
+            ).to_have_count(1, timeout=WAIT_MS)
+            assert bob.locator("#join-panel").is_hidden()
+            assert errors == []  # no script error on either page
         status, body = server.request(
             "GET", f"/api/sessions/{session['code']}/status/", token=host["access"]
         )
@@ -91,29 +104,16 @@ def test_two_browsers_join_a_session_and_see_each_others_messages(tmp_path):
 def test_a_big_rooms_count_includes_the_people_its_welcome_does_not_list(tmp_path):
     """SESSION_WELCOME_ONLINE_MAX=1: a welcome lists only its reader, with the room's
     count; the page shows the count, and each notice's count keeps it right."""
-    executable = chromium_path()
-    sync_api = pytest.importorskip("playwright.sync_api")
     env = {"SESSION_WELCOME_ONLINE_MAX": "1"}
     with DaphneServer(tmp_path, env=env) as server:
-        host = server.create_user("presenter")
-        _, session = server.request(
-            "POST", "/api/sessions/", {"title": "Big room"}, token=host["access"]
-        )
-        room = server.url(f"/sessions/{session['code']}/")
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=executable, args=CHROMIUM_ARGS, timeout=WAIT_MS
-            )
-            try:
-                errors: list[str] = []
-                ann, ben, cy = join_pages(browser, room, ["Ann", "Ben", "Cy"], errors)
-                expect = sync_api.expect
-                expect(cy.locator("#online-count")).to_have_text("3")
-                expect(cy.locator("#online li")).to_have_count(1)  # only Cy listed
-                expect(ann.locator("#online-count")).to_have_text("3")
-                ben.context.close()  # Ben leaves: Cy never listed him
-                expect(cy.locator("#online-count")).to_have_text("2")
-                expect(ann.locator("#online-count")).to_have_text("2")
-                assert errors == []
-            finally:
-                browser.close()
+        _, _, room = new_room(server, "Big room")
+        with chromium() as (browser, expect):
+            errors: list[str] = []
+            ann, ben, cy = join_pages(browser, room, ["Ann", "Ben", "Cy"], errors)
+            expect(cy.locator("#online-count")).to_have_text("3")
+            expect(cy.locator("#online li")).to_have_count(1)  # only Cy listed
+            expect(ann.locator("#online-count")).to_have_text("3")
+            ben.context.close()  # Ben leaves: Cy never listed him
+            expect(cy.locator("#online-count")).to_have_text("2")
+            expect(ann.locator("#online-count")).to_have_text("2")
+            assert errors == []
