@@ -92,10 +92,6 @@ def session_messages(
     return list(rows)
 
 
-def session_last_seq(*, session_id: int) -> int:
-    return Session.objects.values_list("last_seq", flat=True).get(pk=session_id)
-
-
 def session_pending_questions(
     *, session_id: int, participant_id: int | None = None
 ) -> list[Message]:

@@ -284,7 +284,7 @@ def test_selectors(session, ann):
         post(session, ann, f"m{i}")
     page = selectors.session_messages(session_id=session.pk, after=1, upto=4, limit=2)
     assert [m.seq for m in page] == [2, 3]
-    assert selectors.session_last_seq(session_id=session.pk) == 5
+    assert selectors.session_backlog(session_id=session.pk).last_seq == 5
     assert list(selectors.session_list_hosted(user=session.host)) == [session]
     assert selectors.session_online_count(session_id=session.pk) == 0
     assert str(session).startswith(session.code)
