@@ -299,6 +299,7 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
             self.started = False
             _open_connections -= 1
             metrics.connections_open[self.endpoint] -= 1
+            self.on_leaving()
             try:
                 presence_leave(conn_id=self.conn_id, rooms=list(self.presence))
             except Exception:  # Redis down: the TTL removes the entries instead
@@ -345,6 +346,10 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
     async def on_connect(self) -> None:
         """After accept and auth. Join groups, send the greeting; may raise
         ``CloseConnection``."""
+
+    def on_leaving(self) -> None:
+        """Right before the socket leaves presence, with nothing awaited since the
+        disconnect: whatever reads presence from now on no longer finds it."""
 
     async def on_disconnect(self, code: int | None) -> None:
         """After tasks are cancelled and groups left."""

@@ -236,12 +236,10 @@ class SessionConsumer(EnvelopeConsumer):
                 return
             after = rows[-1].seq
 
-    async def websocket_disconnect(self, message: dict) -> None:
+    def on_leaving(self) -> None:
         if getattr(self, "present", False):
-            # The base class leaves presence before it first awaits: a welcome read
-            # from now on no longer lists this socket.
+            # A welcome read from now on no longer lists this socket.
             self.left_mark = coalescer().welcomes
-        await super().websocket_disconnect(message)
 
     async def on_disconnect(self, code: int | None) -> None:
         participant = getattr(self, "participant", None)
