@@ -133,7 +133,10 @@ def metric(server, name: str, label: str) -> int:
 
 async def broadcast_burst(server, count: int, *, stuck_rcvbuf: int = 4096):
     """A socket that does not read (tiny receive buffer), a reader, and three senders
-    each sending 10 broadcasts of 1 MB a second: ``(stuck, reader, got)``."""
+    each sending 10 broadcasts of 1 MB a second, taking turns: ``(stuck, reader,
+    got)``. A sender sends once the reader has the previous broadcast: frames from
+    different sockets have no order of their own (the server may read a later one
+    first), so the test fixes one."""
     url = server.ws_url(f"/ws/echo/?token={server.alice['access']}")
     stuck_sock = socket.socket()
     stuck_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, stuck_rcvbuf)
@@ -145,15 +148,13 @@ async def broadcast_burst(server, count: int, *, stuck_rcvbuf: int = 4096):
         assert (await frame(ws))["type"] == "echo.ready"
     drains = [asyncio.create_task(drain(ws)) for ws in senders]
     blob = "x" * 1_000_000
+    got = []
     for i in range(count):
         await senders[i % 3].send(
             json.dumps({"type": "echo.broadcast", "payload": {"i": i, "b": blob}})
         )
+        got.append((await frame(reader, timeout=20))["payload"]["payload"]["i"])
         await asyncio.sleep(0.11 if i % 3 == 2 else 0)  # 10/s per socket
-    got = [
-        (await frame(reader, timeout=20))["payload"]["payload"]["i"]
-        for _ in range(count)
-    ]
     for task in drains:
         task.cancel()
     for ws in senders:
