@@ -42,6 +42,7 @@ from realtime.direct import (
     socket_writer,
     text_frame,
 )
+from realtime.errors import DomainError, realtime_error
 from realtime.heartbeat import Heartbeat, heartbeat_settings
 from realtime.hub import fanout_mode
 from realtime.presence import ALL, presence_leave, presence_set
@@ -456,6 +457,8 @@ class EnvelopeConsumer(AsyncWebsocketConsumer):
             await coro
         except RealtimeError as exc:
             await self.send_error(exc, request_id=request_id)
+        except DomainError as exc:
+            await self.send_error(realtime_error(exc), request_id=request_id)
         except CloseConnection as exc:
             await self.close_with(exc.code)
         except CallbackTimeout:
