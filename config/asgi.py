@@ -11,15 +11,18 @@ django_asgi_app = get_asgi_application()  # before importing anything that uses 
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from config.routing import OWN_CREDENTIAL_PATHS, websocket_urlpatterns  # noqa: E402
 from realtime.auth import RealtimeAuthMiddleware  # noqa: E402
 from realtime.origin import RealtimeOriginValidator  # noqa: E402
-from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": RealtimeOriginValidator(
-            RealtimeAuthMiddleware(URLRouter(websocket_urlpatterns))
+            RealtimeAuthMiddleware(
+                URLRouter(websocket_urlpatterns),
+                own_credential_paths=OWN_CREDENTIAL_PATHS,
+            )
         ),
     }
 )

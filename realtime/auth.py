@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs
@@ -52,16 +53,6 @@ class AuthResult:
 
 
 MISSING = AuthResult("missing", reason="no credential")
-
-# Socket paths whose consumer checks a credential of its own (a camera's publish
-# token): the middleware neither validates nor logs it there, and hands it over as
-# ``scope["credential"]``.
-_own_credential_paths: list[re.Pattern[str]] = []
-
-
-def route_checks_own_credential(pattern: str) -> None:
-    """Mark socket paths (a regex on ``scope["path"]``) that authenticate themselves."""
-    _own_credential_paths.append(re.compile(pattern))
 
 
 def _invalid(method: str, reason: str) -> AuthResult:
@@ -140,13 +131,23 @@ def validate_refresh_token(raw: str) -> AuthResult:
 
 
 class RealtimeAuthMiddleware(BaseMiddleware):
-    """Puts ``scope["auth"]`` (an ``AuthResult``) and ``scope["user"]`` in the scope."""
+    """Puts ``scope["auth"]`` (an ``AuthResult``) and ``scope["user"]`` in the scope.
+
+    ``own_credential_paths`` are regexes on ``scope["path"]`` of sockets whose
+    consumer checks a credential of its own (a camera's publish token): there the
+    middleware neither validates nor logs it, and hands it over as
+    ``scope["credential"]``. The composition root (``config.routing``) declares them.
+    """
+
+    def __init__(self, inner, *, own_credential_paths: Iterable[str] = ()) -> None:
+        super().__init__(inner)
+        self.own_credential_paths = [re.compile(p) for p in own_credential_paths]
 
     async def __call__(self, scope, receive, send):
         scope = dict(scope)
         path = scope.get("path", "")
         if scope.get("type") == "websocket" and any(
-            pattern.match(path) for pattern in _own_credential_paths
+            pattern.match(path) for pattern in self.own_credential_paths
         ):
             scope["credential"] = extract_credential(scope)
             scope["auth"] = MISSING

@@ -1,4 +1,4 @@
-"""Socket routes of this feature (included by realtime.routing)."""
+"""Socket routes of this feature (listed by config.routing)."""
 
 from __future__ import annotations
 

@@ -154,16 +154,17 @@ def test_an_empty_query_credential_is_invalid_not_missing():
 async def test_routes_with_their_own_credential_are_not_checked_or_logged(caplog):
     import logging
 
-    from realtime.auth import RealtimeAuthMiddleware, route_checks_own_credential
+    from realtime.auth import RealtimeAuthMiddleware
 
-    route_checks_own_credential(r"^/ws/own/[^/]+/$")
     seen = {}
 
     async def inner(scope, receive, send):
         seen.update(scope)
 
     caplog.set_level(logging.INFO, logger="realtime")
-    middleware = RealtimeAuthMiddleware(inner)
+    middleware = RealtimeAuthMiddleware(
+        inner, own_credential_paths=[r"^/ws/own/[^/]+/$"]
+    )
     await middleware(
         {
             "type": "websocket",
