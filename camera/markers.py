@@ -219,7 +219,9 @@ def detect_markers(
     for marker_corners, marker_id in zip(corners, ids.ravel(), strict=True):
         image_points = marker_corners.reshape(4, 2).astype(np.float64)
         if detector_config.refine_corners:
-            image_points = refine_corners(gray_f, image_points, bits, camera)
+            image_points = refine_corners(
+                gray_f, image_points, bits, camera_matrix=camera_matrix, dist=dist
+            )
         ok, rvec, tvec = cv2.solvePnP(
             object_points,
             image_points,

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-
-if TYPE_CHECKING:
-    from camera.markers import CameraModel
 
 # Going outward across a marker edge, the only dark-to-bright step within about a
 # bit is black border -> white quiet zone. The coarse pass finds that step within
@@ -91,20 +87,28 @@ def _fit_lines(points: np.ndarray, valid: np.ndarray) -> np.ndarray | None:
 
 
 def refine_corners(
-    gray: np.ndarray, corners: np.ndarray, bits: int, camera: CameraModel
+    gray: np.ndarray,
+    corners: np.ndarray,
+    bits: int,
+    *,
+    camera_matrix: np.ndarray,
+    dist: np.ndarray,
 ) -> np.ndarray:
-    """Corners as intersections of lines fitted to the 4 edges; detector's if unsure."""
-    distorted = any(camera.dist)
+    """Corners as intersections of lines fitted to the 4 edges; detector's if unsure.
+
+    The camera comes as OpenCV's plain arrays (the 3x3 matrix K and the distortion
+    coefficients), the ones ``solvePnP`` takes, so this module needs no camera type.
+    """
+    distorted = bool(np.any(dist))
+    focal = camera_matrix[[0, 1], [0, 1]]
+    centre = camera_matrix[[0, 1], [2, 2]]
     refined = corners
     for coarse, reach in _REFINE_PASSES:
         edges, valid = _edge_points(gray, refined, bits, reach, coarse)
         if distorted:
             # Edges are straight only once undistorted; fit there, map corners back.
             edges = cv2.undistortPoints(
-                edges.reshape(-1, 1, 2),
-                camera.matrix(),
-                camera.dist_array(),
-                P=camera.matrix(),
+                edges.reshape(-1, 1, 2), camera_matrix, dist, P=camera_matrix
             ).reshape(4, _EDGE_SAMPLES, 2)
         lines = _fit_lines(edges, valid)
         if lines is None:
@@ -116,10 +120,10 @@ def refine_corners(
             return corners
         candidate = points[:, :2] / points[:, 2:]
         if distorted:
-            normalized = (candidate - [camera.cx, camera.cy]) / [camera.fx, camera.fy]
+            normalized = (candidate - centre) / focal
             rays = np.hstack([normalized, np.ones((4, 1))])
             candidate = cv2.projectPoints(
-                rays, np.zeros(3), np.zeros(3), camera.matrix(), camera.dist_array()
+                rays, np.zeros(3), np.zeros(3), camera_matrix, dist
             )[0].reshape(4, 2)
         refined = candidate
     # Moving a corner by more than half a bit (or 2 px) means an edge was mistaken

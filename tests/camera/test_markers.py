@@ -19,6 +19,7 @@ from camera.markers import (
     relative_pose,
 )
 from camera.pipeline import annotate, encode_jpeg, process_frame
+from camera.refine import refine_corners
 from camera.synthetic import SyntheticScene
 
 pytestmark = pytest.mark.timeout(60)
@@ -90,6 +91,21 @@ def test_detects_in_grey_images_and_finds_nothing_in_blank_ones() -> None:
     )
     blank = np.full((HEIGHT, WIDTH, 3), 128, np.uint8)
     assert detect_markers(blank, detector_config=config) == []
+
+
+def test_refine_corners_takes_plain_arrays_and_finds_the_true_edges() -> None:
+    image, expected = opencv_drawn_markers()
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    camera = CameraModel.default(WIDTH, HEIGHT)
+    truth = expected[42]
+    # A detector's corners can be a pixel or so off on the coarse pass's scale.
+    rough = truth + np.array([[0.8, -0.6], [-0.7, 0.5], [0.6, 0.7], [-0.5, -0.8]])
+
+    refined = refine_corners(
+        gray, rough, 6, camera_matrix=camera.matrix(), dist=camera.dist_array()
+    )
+
+    assert np.abs(refined - truth).max() < 0.1
 
 
 def test_marker_json_is_plain_and_rounded() -> None:
