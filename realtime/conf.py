@@ -1,0 +1,376 @@
+"""Knobs: each app's settings, their one default, read at use and from the environment.
+
+An app declares its knobs once, in its own ``conf.py``, and reads them through its
+settings object, DRF's ``api_settings`` idiom::
+
+    # myapp/conf.py
+    from realtime.conf import AppSettings, Knob
+
+    myapp_settings = AppSettings(
+        [
+            Knob("MYAPP_TIMEOUT", 10.0, "float", minimum=0.1, doc="seconds to wait"),
+            Knob("MYAPP_THROTTLES", {"myapp.ask": (5, 1.0)}, "rates", doc="per socket"),
+        ]
+    )
+
+    # anywhere in myapp
+    myapp_settings.MYAPP_TIMEOUT  # Django's settings.MYAPP_TIMEOUT, else 10.0
+
+A value is looked up in ``django.conf.settings`` on every access, never cached, so
+pytest-django's ``settings`` fixture overrides it (DRF's caveat about ``api_settings``).
+``config/settings.py`` fills Django's settings from the environment with
+``from_environment(myapp_settings, ...)``: each knob's environment variable of the same
+name, parsed by its kind, or its default. ``get(name)`` reads any registered knob by
+name (the toolkit's consumer reads an endpoint's throttle knob that way).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+Kind = Literal["str", "bool", "int", "float", "list", "rates"]
+KINDS: frozenset[str] = frozenset({"str", "bool", "int", "float", "list", "rates"})
+Rates = dict[str, tuple[int, float]]
+# A default may depend on other knobs: a callable given a reader (name → value).
+Reader = Callable[[str], Any]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_UNSET = object()
+
+
+# ------------------------------------------------------------------ environment readers
+def env_str(name: str, default: str) -> str:
+    """The variable's value, or ``default`` when unset or empty."""
+    value = os.environ.get(name, "")
+    return value if value != "" else default
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """``1``/``0`` (also ``true``/``false``, ``yes``/``no``, ``on``/``off``)."""
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be 1 or 0 (true/false), got {raw!r}")
+
+
+def env_number(
+    name: str, default: float, *, minimum: float = 0, integer: bool = True
+) -> float:
+    """A number no smaller than ``minimum``; ints unless ``integer=False``."""
+    raw = os.environ.get(name, "").strip()
+    if raw == "":
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        kind = "an integer" if integer else "a number"
+        raise ImproperlyConfigured(f"{name} must be {kind}, got {raw!r}") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be >= {minimum}, got {raw!r}")
+    return value
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list; blanks dropped."""
+    raw = os.environ.get(name, "")
+    if raw.strip() == "":
+        return list(default)
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_rates(name: str, default: Mapping[str, tuple[int, float]]) -> Rates:
+    """``type=count/seconds`` pairs (``chat.send=200/10,typing=5/1``) over ``default``.
+
+    Merged over the default, so an operator changes one type without restating all.
+    """
+    rates = {type_: (int(n), float(s)) for type_, (n, s) in default.items()}
+    raw = os.environ.get(name, "")
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        type_, _, rate = item.partition("=")
+        count, _, seconds = rate.partition("/")
+        try:
+            limit = (int(count), float(seconds))
+        except ValueError:
+            limit = (0, 0.0)
+        if not type_.strip() or limit[0] < 1 or not limit[1] > 0:
+            raise ImproperlyConfigured(
+                f"{name} must be type=count/seconds pairs separated by commas "
+                f"(count >= 1, seconds > 0; chat.send=200/10), got {item.strip()!r}"
+            )
+        rates[type_.strip()] = limit
+    return rates
+
+
+# ---------------------------------------------------------------------------- knobs
+@dataclass(frozen=True)
+class Knob:
+    """One setting: its name (also its environment variable), default, kind and doc.
+
+    ``kind`` is how the environment variable is parsed (and how a value read at use is
+    cast): ``str``, ``bool``, ``int``, ``float``, ``list`` (comma-separated) or
+    ``rates`` (``{type: (count, seconds)}``, from ``type=count/seconds,...`` merged
+    over the default). ``minimum`` bounds ``int``/``float`` values from the
+    environment; ``choices``, if given, the values of a ``str``. ``default`` may be a
+    callable given a reader of other knobs (``lambda read: 15 if read("X") else 60``):
+    the environment's values in ``from_environment``, Django's settings at use.
+    Defaults are shared: treat a ``list`` or ``rates`` value as read-only.
+    """
+
+    name: str
+    default: Any
+    kind: Kind = "str"
+    minimum: float = 0
+    doc: str = ""
+    choices: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"{self.name}: unknown kind {self.kind!r}")
+
+    def default_value(self, read: Reader) -> Any:
+        """The default, computed from other knobs through ``read`` if callable."""
+        return self.default(read) if callable(self.default) else self.default
+
+    def cast(self, value: Any) -> Any:
+        """A value read from Django's settings, as its kind (tests may set ``"5"``)."""
+        if self.kind == "int":
+            return int(value)
+        if self.kind == "float":
+            return float(value)
+        if self.kind == "bool":
+            return bool(value)
+        return value
+
+    def from_environment(self, read: Reader) -> Any:
+        """The environment variable parsed by kind, or the default; bad values raise
+        ``ImproperlyConfigured`` naming the variable."""
+        name, default = self.name, self.default_value(read)
+        if self.kind == "bool":
+            return env_bool(name, default)
+        if self.kind in ("int", "float"):
+            integer = self.kind == "int"
+            return env_number(name, default, minimum=self.minimum, integer=integer)
+        if self.kind == "list":
+            return env_list(name, default)
+        if self.kind == "rates":
+            return env_rates(name, default)
+        value = env_str(name, default)
+        if self.choices and value not in self.choices:
+            allowed = ", ".join(self.choices)
+            raise ImproperlyConfigured(
+                f"{name} must be one of {allowed}, got {value!r}"
+            )
+        return value
+
+
+# Every knob of every app, by name: get() and the readers of callable defaults use it.
+_registry: dict[str, Knob] = {}
+
+
+def _register(knob: Knob) -> None:
+    known = _registry.setdefault(knob.name, knob)
+    if known is not knob and known != knob:
+        raise ValueError(f"knob {knob.name} is declared twice")
+
+
+def _read_setting(name: str) -> Any:
+    try:
+        knob = _registry[name]
+    except KeyError:
+        raise KeyError(f"no knob named {name!r} is registered") from None
+    value = getattr(settings, name, _UNSET)
+    if value is _UNSET:
+        return knob.default_value(_read_setting)
+    return knob.cast(value)
+
+
+def get(name: str) -> Any:
+    """The value of any app's knob ``name``, read now; KeyError if none is declared."""
+    return _read_setting(name)
+
+
+class AppSettings:
+    """An app's knobs as attributes, each read from Django's settings at use.
+
+    ``app_settings.NAME`` is ``getattr(django.conf.settings, NAME, default)`` cast to
+    the knob's kind, looked up on every access (so the ``settings`` fixture overrides
+    it); a name the app did not declare raises AttributeError. Declaring registers the
+    knobs for ``get()``; a name may belong to one app only. ``after_environment``, if
+    given, is applied by ``from_environment`` to the values read, for rules between
+    knobs (the toolkit's quick heartbeat).
+    """
+
+    def __init__(
+        self,
+        knobs: Iterable[Knob],
+        *,
+        after_environment: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.knobs: dict[str, Knob] = {knob.name: knob for knob in knobs}
+        self.after_environment = after_environment
+        for knob in self.knobs.values():
+            _register(knob)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for names that are not real attributes: the knobs.
+        knob = self.__dict__.get("knobs", {}).get(name)
+        if knob is None:
+            raise AttributeError(f"no knob named {name!r} in this app's settings")
+        value = getattr(settings, name, _UNSET)
+        if value is _UNSET:
+            return knob.default_value(_read_setting)
+        return knob.cast(value)
+
+    def __dir__(self) -> list[str]:
+        return [*super().__dir__(), *self.knobs]
+
+
+def from_environment(*app_settings: AppSettings) -> dict[str, Any]:
+    """Every knob of these apps from its environment variable, for ``settings.py``.
+
+    Each variable is parsed by its knob's kind (bad values raise
+    ``ImproperlyConfigured`` naming it); an unset or empty one gives the default.
+    """
+    values: dict[str, Any] = {}
+
+    def read(name: str) -> Any:
+        if name not in values:
+            values[name] = _registry[name].from_environment(read)
+        return values[name]
+
+    for app in app_settings:
+        for name in app.knobs:
+            read(name)
+        if app.after_environment is not None:
+            app.after_environment(values)
+    wanted = {name for app in app_settings for name in app.knobs}
+    return {name: value for name, value in values.items() if name in wanted}
+
+
+# ------------------------------------------------------------------ the toolkit's knobs
+def _quick(read: Reader) -> bool:
+    return bool(read("HEARTBEAT_QUICK"))
+
+
+def _quick_heartbeat(values: dict[str, Any]) -> None:
+    # docs/protocol.md §10: quick mode overrides the two heartbeat times outright.
+    if values["HEARTBEAT_QUICK"]:
+        values["HEARTBEAT_INTERVAL"], values["PONG_TIMEOUT"] = 5, 3
+
+
+realtime_settings = AppSettings(
+    [
+        Knob(
+            "HEARTBEAT_QUICK",
+            False,
+            "bool",
+            doc="5 s heartbeat interval and 3 s pong timeout (a 15 s presence TTL)",
+        ),
+        Knob(
+            "HEARTBEAT_INTERVAL",
+            lambda read: 5 if _quick(read) else 30,
+            "float",
+            minimum=0.05,
+            doc="seconds between the server's pings",
+        ),
+        Knob(
+            "PONG_TIMEOUT",
+            lambda read: 3 if _quick(read) else 10,
+            "float",
+            minimum=0.05,
+            doc="seconds a client has to answer a ping",
+        ),
+        Knob("MAX_MISSED_PONGS", 3, "int", minimum=1, doc="missed pings, then 4003"),
+        Knob(
+            "PRESENCE_TTL",
+            lambda read: 15 if _quick(read) else 60,
+            "float",
+            minimum=1,
+            doc="seconds a connection stays present without a heartbeat refresh",
+        ),
+        Knob("REALTIME_MAX_TEXT_BYTES", 65536, "int", minimum=64, doc="text frame"),
+        Knob(
+            "REALTIME_MAX_VIOLATIONS",
+            20,
+            "int",
+            minimum=1,
+            doc="violations per REALTIME_VIOLATION_WINDOW, then 4029",
+        ),
+        Knob("REALTIME_MAX_CONNECTIONS", 10000, "int", minimum=1, doc="then 4013"),
+        Knob("REALTIME_MAX_TASKS", 32, "int", minimum=1, doc="waiting handlers"),
+        # Frames built once per process and written straight to the server's sockets
+        # (realtime/direct.py); off sends every frame through ASGI's websocket.send.
+        Knob("REALTIME_DIRECT_WRITES", True, "bool", doc="prepared frames"),
+        # A client that is behind gets its broadcasts queued up to this, then 4012.
+        Knob(
+            "REALTIME_MAX_QUEUED_BYTES",
+            4 * 1024 * 1024,
+            "int",
+            minimum=65536,
+            doc="bytes queued for a slow client, then 4012",
+        ),
+        Knob(
+            "REALTIME_FANOUT",
+            "hub",
+            choices=("hub", "layer"),
+            doc="hub: the per-process hub; layer: Channels' group_send, to compare",
+        ),
+        Knob(
+            "REALTIME_VIOLATION_WINDOW",
+            60.0,
+            "float",
+            minimum=1,
+            doc="seconds over which protocol violations are counted (protocol §2)",
+        ),
+        # channels-redis forgets group members after a day: rejoin well before.
+        Knob(
+            "REALTIME_GROUP_REFRESH",
+            3600.0,
+            "float",
+            minimum=1,
+            doc="seconds between a connection's group re-joins",
+        ),
+        Knob(
+            "REALTIME_CLOSE_WAIT",
+            5.0,
+            "float",
+            minimum=0.1,
+            doc="seconds a client has to take a close frame before it is cut off",
+        ),
+        Knob("TICKET_TTL", 30, "int", minimum=1, doc="seconds a socket ticket lives"),
+        Knob(
+            "CALLBACK_TIMEOUT",
+            10.0,
+            "float",
+            minimum=0.01,
+            doc="seconds a server-to-client call waits for its reply",
+        ),
+        # auth.refresh costs a trip to the shared database thread: a few a minute do.
+        Knob(
+            "REALTIME_THROTTLES",
+            {"ping": (10, 1.0), "auth.refresh": (3, 10.0)},
+            "rates",
+            doc="per-socket limits of the toolkit's own message types",
+        ),
+        Knob(
+            "ECHO_THROTTLES",
+            {"echo.ask": (5, 1.0), "echo.broadcast": (10, 1.0)},
+            "rates",
+            doc="per-socket limits of the echo endpoint",
+        ),
+    ],
+    after_environment=_quick_heartbeat,
+)
