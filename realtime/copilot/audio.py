@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 
 from realtime.copilot.agents import Agent
+from realtime.copilot.owner import Owner
 from realtime.copilot.voice import (
     AudioIntake,
     AudioPacer,
@@ -24,9 +25,6 @@ from realtime.copilot.voice import (
     pcm_duration_ms,
 )
 from realtime.protocol import InternalError, MessageTooLarge, RateLimited
-
-if TYPE_CHECKING:
-    from realtime.copilot.consumer import CopilotConsumer
 
 logger = logging.getLogger("realtime.copilot")
 
@@ -46,21 +44,19 @@ def audio_settings() -> dict[str, float]:
 class VoiceIO:
     """The speech hook's ``SpeechIO``: it may send ``audio.*`` events only."""
 
-    def __init__(self, consumer: CopilotConsumer) -> None:
-        self.consumer = consumer
+    def __init__(self, owner: Owner) -> None:
+        self.owner = owner
 
     async def emit(self, type: str, payload: dict[str, Any]) -> None:
         if not type.startswith("audio."):
             raise ValueError(f"a speech hook may only send audio.* events, not {type}")
-        await self.consumer.send_frame(type, payload)
+        await self.owner.send_frame(type, payload)
 
 
 class AudioSession:
-    def __init__(
-        self, *, consumer: CopilotConsumer, agent: Agent, sample_rate: int
-    ) -> None:
+    def __init__(self, *, owner: Owner, agent: Agent, sample_rate: int) -> None:
         knobs = audio_settings()
-        self.consumer = consumer
+        self.owner = owner
         self.agent = agent
         self.sample_rate = sample_rate
         self.intake = AudioIntake(max_chunks=knobs["queue"], sample_rate=sample_rate)
@@ -78,8 +74,8 @@ class AudioSession:
         self.ticker: asyncio.Task | None = None
 
     def start(self) -> None:
-        self.hook_task = self.consumer.spawn(self._hook())
-        self.ticker = self.consumer.spawn(self._tick())
+        self.hook_task = self.owner.spawn(self._hook())
+        self.ticker = self.owner.spawn(self._tick())
 
     def receive(self, data: bytes) -> None:
         """Take one binary frame, or raise the error it deserves (never waits)."""
@@ -118,7 +114,7 @@ class AudioSession:
         current = self.progress()
         if force or current != self._reported:
             self._reported = current
-            await self.consumer.send_frame("audio.progress", current)
+            await self.owner.send_frame("audio.progress", current)
 
     async def _tick(self) -> None:
         while True:
@@ -127,11 +123,11 @@ class AudioSession:
 
     async def _hook(self) -> None:
         try:
-            await self.agent.on_audio(self.intake, VoiceIO(self.consumer))
+            await self.agent.on_audio(self.intake, VoiceIO(self.owner))
         except Exception:
             trace = secrets.token_hex(6)
             logger.exception("speech hook failed trace=%s", trace)
-            await self.consumer.send_error(
+            await self.owner.send_error(
                 InternalError(f"speech hook failed (trace {trace})")
             )
         # Whatever the hook left unread is drained, so the queue never stays full.
@@ -151,6 +147,6 @@ class AudioSession:
             self.hook_task.cancel()
         self.ticker.cancel()
         await self.report(force=True)
-        await self.consumer.send_frame(
+        await self.owner.send_frame(
             "audio.stopped", self.progress(), request_id=request_id
         )

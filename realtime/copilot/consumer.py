@@ -114,7 +114,11 @@ class CopilotConsumer(EnvelopeConsumer):
             context=dict(payload.context or {}),
         )
         run = QueryRun(
-            consumer=self, agent=self.agent, query=query, request_id=envelope.request_id
+            owner=self,
+            agent=self.agent,
+            query=query,
+            request_id=envelope.request_id,
+            on_end=self._run_ended,
         )
         self.runs[query.query_id] = run
         await self.reply(
@@ -123,6 +127,9 @@ class CopilotConsumer(EnvelopeConsumer):
             {"query_id": query.query_id, "remaining": decision.remaining},
         )
         run.start()
+
+    def _run_ended(self, run: QueryRun) -> None:
+        self.runs.pop(run.query_id, None)
 
     async def on_query_cancel(
         self, payload: QueryCancelPayload, envelope: ClientEnvelope
@@ -209,7 +216,7 @@ class CopilotConsumer(EnvelopeConsumer):
         if self.audio is not None:
             raise InvalidMessage("audio already started: send audio.stop first")
         self.audio = AudioSession(
-            consumer=self, agent=self.agent, sample_rate=payload.sample_rate
+            owner=self, agent=self.agent, sample_rate=payload.sample_rate
         )
         self.audio.start()
         await self.reply(

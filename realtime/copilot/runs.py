@@ -13,15 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from realtime.callbacks import CallbackTimeout
 from realtime.copilot.agents import Agent, ApiResult, Query
+from realtime.copilot.owner import Owner
 from realtime.copilot.resume import FLUSH_DELAY, DeltaLog, query_timeout
 from realtime.protocol import InternalError, RealtimeError
-
-if TYPE_CHECKING:
-    from realtime.copilot.consumer import CopilotConsumer
 
 logger = logging.getLogger("realtime.copilot")
 
@@ -45,17 +44,23 @@ class ClientGone(CallbackTimeout):
 
 
 class QueryRun:
-    """Runs ``agent.run(query, self)``; ``self`` is the agent's ``AgentIO``."""
+    """Runs ``agent.run(query, self)``; ``self`` is the agent's ``AgentIO``.
+
+    ``on_end`` is called with the run once it is over (answered, failed, cancelled or
+    shut down), as the task's last step: the owner forgets the run there.
+    """
 
     def __init__(
         self,
         *,
-        consumer: CopilotConsumer,
+        owner: Owner,
         agent: Agent,
         query: Query,
         request_id: str | None,
+        on_end: Callable[[QueryRun], None] | None = None,
     ) -> None:
-        self.consumer = consumer
+        self.owner = owner
+        self.on_end = on_end
         self.agent = agent
         self.query = query
         self.query_id = query.query_id
@@ -84,7 +89,7 @@ class QueryRun:
 
     @property
     def attached(self) -> bool:
-        return not self.consumer.closing
+        return not self.owner.closing
 
     async def _main(self) -> None:
         self.started = True
@@ -97,19 +102,20 @@ class QueryRun:
         except CallbackTimeout:
             await self._finish(error="TIMEOUT")
         except RealtimeError as exc:
-            await self.consumer.send_error(exc, request_id=self.request_id)
+            await self.owner.send_error(exc, request_id=self.request_id)
             await self._finish(error=str(exc.code))
         except Exception:
             trace = secrets.token_hex(6)
             logger.exception("agent failed trace=%s query=%s", trace, self.query_id)
-            await self.consumer.send_error(
+            await self.owner.send_error(
                 InternalError(f"internal error (trace {trace})"),
                 request_id=self.request_id,
             )
             await self._finish(error="INTERNAL")
         finally:
             RUNNING.pop(self.query_id, None)
-            self.consumer.runs.pop(self.query_id, None)
+            if self.on_end is not None:
+                self.on_end(self)
 
     async def _run_agent(self) -> None:
         if self.cancel_requested:  # cancelled before the task first ran
@@ -136,14 +142,14 @@ class QueryRun:
         payload = {"query_id": self.query_id, **fields}
         self.log.close(payload)
         if self.attached:
-            await self.consumer.send_frame("response", payload)
+            await self.owner.send_frame("response", payload)
 
     # ------------------------------------------------------------------ AgentIO
     async def _ask(self, type_: str, payload: dict[str, Any], reply: str) -> Any:
         if not self.attached:
             raise ClientGone(type_)
         try:
-            return await self.consumer.request_client(
+            return await self.owner.request_client(
                 type_, {"query_id": self.query_id, **payload}, expects={reply}
             )
         except asyncio.CancelledError:
@@ -183,7 +189,7 @@ class QueryRun:
         self.parts.append(text)
         if self.attached:
             self.sent = index
-            await self.consumer.send_frame(
+            await self.owner.send_frame(
                 "response.delta",
                 {"query_id": self.query_id, "delta": text, "index": index},
             )

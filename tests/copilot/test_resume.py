@@ -258,10 +258,9 @@ async def test_callbacks_after_detach_fail_at_once(user):
 
     class Closed:
         closing = True
-        runs: dict = {}
 
     run = QueryRun(
-        consumer=Closed(), agent=None, query=Query("q-x", "t", user.pk), request_id=None
+        owner=Closed(), agent=None, query=Query("q-x", "t", user.pk), request_id=None
     )
     with pytest.raises(ClientGone, match="request_api: the client is gone"):
         await run.request_api("GET", "/x")

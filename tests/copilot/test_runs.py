@@ -1,4 +1,4 @@
-"""``QueryRun`` on its own, with a stand-in for the consumer."""
+"""``QueryRun`` on its own, with a stand-in for the consumer that owns it."""
 
 from __future__ import annotations
 
@@ -35,7 +35,13 @@ class Chatty(Agent):
 def make_run(agent) -> tuple[QueryRun, FakeConsumer]:
     consumer = FakeConsumer()
     query = Query(query_id=new_query_id(), text="t", user_id=5)
-    run = QueryRun(consumer=consumer, agent=agent, query=query, request_id="r-1")
+    run = QueryRun(
+        owner=consumer,
+        agent=agent,
+        query=query,
+        request_id="r-1",
+        on_end=lambda ended: consumer.runs.pop(ended.query_id),
+    )
     consumer.runs[query.query_id] = run
     return run, consumer
 
