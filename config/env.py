@@ -1,53 +1,11 @@
-"""Typed readers for environment variables that fail loudly, naming the variable."""
+"""Typed readers for environment variables that fail loudly, naming the variable.
+
+They live in ``realtime.conf``, which parses every app's knobs with them (the toolkit
+imports nothing from ``config``); Django's own settings read them from here.
+"""
 
 from __future__ import annotations
 
-import os
+from realtime.conf import env_bool, env_list, env_number, env_rates, env_str
 
-from django.core.exceptions import ImproperlyConfigured
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def env_str(name: str, default: str) -> str:
-    """The variable's value, or ``default`` when unset or empty."""
-    value = os.environ.get(name, "")
-    return value if value != "" else default
-
-
-def env_bool(name: str, default: bool) -> bool:
-    """``1``/``0`` (also ``true``/``false``, ``yes``/``no``, ``on``/``off``)."""
-    raw = os.environ.get(name, "").strip().lower()
-    if raw == "":
-        return default
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise ImproperlyConfigured(f"{name} must be 1 or 0 (true/false), got {raw!r}")
-
-
-def env_number(
-    name: str, default: float, *, minimum: float = 0, integer: bool = True
-) -> float:
-    """A number no smaller than ``minimum``; ints unless ``integer=False``."""
-    raw = os.environ.get(name, "").strip()
-    if raw == "":
-        return default
-    try:
-        value = int(raw) if integer else float(raw)
-    except ValueError:
-        kind = "an integer" if integer else "a number"
-        raise ImproperlyConfigured(f"{name} must be {kind}, got {raw!r}") from None
-    if value < minimum:
-        raise ImproperlyConfigured(f"{name} must be >= {minimum}, got {raw!r}")
-    return value
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    """A comma-separated list; blanks dropped."""
-    raw = os.environ.get(name, "")
-    if raw.strip() == "":
-        return list(default)
-    return [item.strip() for item in raw.split(",") if item.strip()]
+__all__ = ["env_bool", "env_list", "env_number", "env_rates", "env_str"]

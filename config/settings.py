@@ -14,7 +14,10 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from camera.conf import camera_settings
 from config.env import env_bool, env_list, env_number, env_str
+from realtime.conf import from_environment, realtime_settings
+from sessions_app.conf import sessions_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -192,38 +195,16 @@ SPECTACULAR_SETTINGS = {
 LOGIN_URL = "/admin/login/"
 
 # ---------------------------------------------------------------------------- realtime
-# Read where used (realtime.conf), so tests can override them with the settings fixture.
-HEARTBEAT_QUICK = env_bool("HEARTBEAT_QUICK", False)
-HEARTBEAT_INTERVAL = env_number(
-    "HEARTBEAT_INTERVAL", 5 if HEARTBEAT_QUICK else 30, minimum=0.05, integer=False
+# Each app declares its knobs and their defaults once, in its conf.py, and reads them
+# where used (realtime.conf), so tests can override them with the settings fixture.
+globals().update(
+    from_environment(realtime_settings, sessions_settings, camera_settings)
 )
-PONG_TIMEOUT = env_number(
-    "PONG_TIMEOUT", 3 if HEARTBEAT_QUICK else 10, minimum=0.05, integer=False
-)
-if HEARTBEAT_QUICK:  # PROTOCOL §10: quick mode overrides the two heartbeat times
-    HEARTBEAT_INTERVAL, PONG_TIMEOUT = 5, 3
-MAX_MISSED_PONGS = env_number("MAX_MISSED_PONGS", 3, minimum=1)
-PRESENCE_TTL = env_number(
-    "PRESENCE_TTL", 15 if HEARTBEAT_QUICK else 60, minimum=1, integer=False
-)
-REALTIME_MAX_TEXT_BYTES = env_number("REALTIME_MAX_TEXT_BYTES", 65536, minimum=64)
-REALTIME_MAX_VIOLATIONS = env_number("REALTIME_MAX_VIOLATIONS", 20, minimum=1)
-REALTIME_MAX_CONNECTIONS = env_number("REALTIME_MAX_CONNECTIONS", 10000, minimum=1)
-REALTIME_MAX_TASKS = env_number("REALTIME_MAX_TASKS", 32, minimum=1)
-# Broadcast frames framed once per process and written straight to uvicorn's sockets
-# (realtime/direct.py); 0 sends every frame through ASGI's websocket.send.
-REALTIME_DIRECT_WRITES = env_bool("REALTIME_DIRECT_WRITES", True)
-# A client that is behind gets its broadcasts queued up to this many bytes, then 4012.
-REALTIME_MAX_QUEUED_BYTES = env_number(
-    "REALTIME_MAX_QUEUED_BYTES", 4 * 1024 * 1024, minimum=65536
-)
-TICKET_TTL = env_number("TICKET_TTL", 30, minimum=1)
 
 COPILOT_RATE_LIMIT = env_number("COPILOT_RATE_LIMIT", 10, minimum=1)
 COPILOT_RATE_WINDOW = env_number("COPILOT_RATE_WINDOW", 60, minimum=1, integer=False)
 SHARE_RATE_LIMIT = env_bool("SHARE_RATE_LIMIT", True)
 SINGLE_SESSION_PER_USER = env_bool("SINGLE_SESSION_PER_USER", False)
-CALLBACK_TIMEOUT = env_number("CALLBACK_TIMEOUT", 10, minimum=0.01, integer=False)
 COPILOT_AGENT = env_str("COPILOT_AGENT", "realtime.copilot.agents.ReferenceAgent")
 COPILOT_LLM_URL = env_str("COPILOT_LLM_URL", "")
 COPILOT_LLM_MODEL = env_str("COPILOT_LLM_MODEL", "")
@@ -239,21 +220,6 @@ COPILOT_AUDIO_BURST_SECONDS = env_number(
     "COPILOT_AUDIO_BURST_SECONDS", 2, minimum=0, integer=False
 )
 COPILOT_AUDIO_QUEUE_CHUNKS = env_number("COPILOT_AUDIO_QUEUE_CHUNKS", 64, minimum=1)
-
-SESSION_GUEST_TOKEN_TTL = env_number("SESSION_GUEST_TOKEN_TTL", 43200, minimum=60)
-SESSION_GAP_WAIT = env_number("SESSION_GAP_WAIT", 0.5, minimum=0.01, integer=False)
-SESSION_HISTORY_PAGE_SIZE = env_number("SESSION_HISTORY_PAGE_SIZE", 100, minimum=1)
-SESSION_NOTICE_WINDOW = env_number("SESSION_NOTICE_WINDOW", 0.25, integer=False)
-SESSION_NOTICE_COALESCE_FROM = env_number(
-    "SESSION_NOTICE_COALESCE_FROM", 100, minimum=0
-)
-SESSION_WELCOME_ONLINE_MAX = env_number("SESSION_WELCOME_ONLINE_MAX", 200, minimum=1)
-
-STREAM_MAX_IN_FLIGHT = env_number("STREAM_MAX_IN_FLIGHT", 2, minimum=1)
-STREAM_ACK_TIMEOUT = env_number("STREAM_ACK_TIMEOUT", 10, minimum=0.1, integer=False)
-CAMERA_LIVE_INTERVAL = env_number("CAMERA_LIVE_INTERVAL", 0.2, minimum=0, integer=False)
-CAMERA_LIVE_TTL = env_number("CAMERA_LIVE_TTL", 600, minimum=1)
-CAMERA_MAX_FRAME_BYTES = env_number("CAMERA_MAX_FRAME_BYTES", 1_000_000, minimum=1024)
 
 # ---------------------------------------------------------------------------- i18n
 LANGUAGE_CODE = "en-us"
