@@ -19,6 +19,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from realtime import metrics
+from realtime.conf import realtime_settings
 from realtime.presence import presence_stats
 from realtime.tokens import ticket_issue
 
@@ -43,15 +44,13 @@ class TicketView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        from django.conf import settings
-
         token = request.auth
         expires_at = (
             float(token["exp"]) if token is not None and "exp" in token else None
         )
         ticket = ticket_issue(user_id=request.user.pk, expires_at=expires_at)
         return Response(
-            {"ticket": ticket, "expires_in": int(settings.TICKET_TTL)}, status=201
+            {"ticket": ticket, "expires_in": realtime_settings.TICKET_TTL}, status=201
         )
 
 

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import msgpack  # events may carry bytes (camera frames); channels-redis uses it too
 from django.conf import settings
 
+from realtime.conf import realtime_settings
 from realtime.looplocal import per_loop
 from realtime.protocol import CloseCode
 
@@ -207,4 +208,4 @@ get_hub = per_loop(_new_hub)  # this event loop's hub
 
 def fanout_mode() -> str:
     """``hub`` (default) or ``layer``: the naive channel-layer path, kept to compare."""
-    return getattr(settings, "REALTIME_FANOUT", "hub")
+    return realtime_settings.REALTIME_FANOUT

@@ -19,12 +19,14 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
+from realtime.conf import realtime_settings
+
 ALL = "_all"
 Clock = Callable[[], float]
 
 
 def presence_ttl() -> float:
-    return float(settings.PRESENCE_TTL)
+    return realtime_settings.PRESENCE_TTL
 
 
 class LocalPresence:

@@ -12,9 +12,10 @@ import secrets
 import time
 from typing import Any
 
-from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
+
+from realtime.conf import realtime_settings
 
 SCOPED_PREFIX = "rt1."
 MAX_TOKEN_LENGTH = 4096  # any credential longer than this is refused unread
@@ -27,7 +28,7 @@ def ticket_issue(*, user_id: int, expires_at: float | None) -> str:
     cache.set(
         f"ticket:{ticket}",
         {"user_id": user_id, "exp": expires_at},
-        timeout=int(settings.TICKET_TTL),
+        timeout=realtime_settings.TICKET_TTL,
     )
     return ticket
 
