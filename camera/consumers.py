@@ -14,14 +14,15 @@ import secrets
 from typing import Any
 
 from channels.db import database_sync_to_async
-from django.conf import settings
 
+from camera.conf import camera_settings
 from camera.events import frame_event, jpeg_problem, poses_event
 from camera.flow import ViewerFlow
 from camera.live import LiveRecorder
 from camera.schemas import Ack, FrameHeader, PosesPayload, Subscribe
 from camera.selectors import stream_get
 from realtime.broadcast import publish_event
+from realtime.conf import realtime_settings
 from realtime.consumers import CloseConnection, EnvelopeConsumer
 from realtime.groups import stream_group
 from realtime.protocol import ClientEnvelope, CloseCode, InvalidMessage
@@ -54,8 +55,8 @@ class ViewerConsumer(EnvelopeConsumer):
                 raise CloseConnection(CloseCode.FORBIDDEN)  # a guest's scoped token
         self.stream = stream
         self.flow: ViewerFlow[dict[str, Any]] = ViewerFlow(
-            max_in_flight=int(settings.STREAM_MAX_IN_FLIGHT),
-            ack_timeout=float(settings.STREAM_ACK_TIMEOUT),
+            max_in_flight=camera_settings.STREAM_MAX_IN_FLIGHT,
+            ack_timeout=camera_settings.STREAM_ACK_TIMEOUT,
         )
         self.ack_timer: asyncio.TimerHandle | None = None
         self._frame_pair = asyncio.Lock()  # a header and its JPEG go out together
@@ -162,7 +163,7 @@ class IngestConsumer(EnvelopeConsumer):
         self.stream = stream
         self.group = stream_group(stream.slug)
         self.header: FrameHeader | None = None
-        self.max_bytes = int(getattr(settings, "CAMERA_MAX_FRAME_BYTES", 1_000_000))
+        self.max_bytes = camera_settings.CAMERA_MAX_FRAME_BYTES
         self.recorder = LiveRecorder(stream.slug)
         older = _publishers.get(stream.slug)
         _publishers[stream.slug] = self
@@ -174,7 +175,7 @@ class IngestConsumer(EnvelopeConsumer):
                 "stream_id": stream.slug,
                 "kinds": list(stream.kinds),
                 "max_frame_bytes": self.max_bytes,
-                "max_text_bytes": int(settings.REALTIME_MAX_TEXT_BYTES),
+                "max_text_bytes": realtime_settings.REALTIME_MAX_TEXT_BYTES,
             },
         )
 

@@ -16,9 +16,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import cache
 
+from camera.conf import camera_settings
 from realtime.groups import stream_group
 from realtime.presence import room_members
 
@@ -53,13 +53,9 @@ class LiveRecorder:
     ) -> None:
         self.slug = slug
         self.interval = float(
-            getattr(settings, "CAMERA_LIVE_INTERVAL", 0.2)
-            if interval is None
-            else interval
+            camera_settings.CAMERA_LIVE_INTERVAL if interval is None else interval
         )
-        self.ttl = float(
-            getattr(settings, "CAMERA_LIVE_TTL", 600) if ttl is None else ttl
-        )
+        self.ttl = float(camera_settings.CAMERA_LIVE_TTL if ttl is None else ttl)
         self.clock = clock
         self.seq: int | None = None
         self.captured_at: float | None = None
