@@ -48,6 +48,7 @@ from realtime.broadcast import broadcast
 from realtime.groups import session_group
 from realtime.looplocal import per_loop
 from realtime.protocol import encode_frame
+from sessions_app.conf import sessions_settings
 from sessions_app.selectors import session_online_by_id
 
 logger = logging.getLogger("sessions_app.notices")
@@ -55,17 +56,15 @@ logger = logging.getLogger("sessions_app.notices")
 JOINED = "participant.joined"
 LEFT = "participant.left"
 CHANGED = "participants.changed"
-DEFAULT_WINDOW = 0.25  # seconds
-DEFAULT_COALESCE_FROM = 100  # people online
 
 
 def notice_window() -> float:
-    return float(getattr(settings, "SESSION_NOTICE_WINDOW", DEFAULT_WINDOW))
+    return sessions_settings.SESSION_NOTICE_WINDOW
 
 
 def coalesce_from() -> int:
     """Rooms with fewer people online get every notice at once, as PROTOCOL §5 says."""
-    return int(getattr(settings, "SESSION_NOTICE_COALESCE_FROM", DEFAULT_COALESCE_FROM))
+    return sessions_settings.SESSION_NOTICE_COALESCE_FROM
 
 
 @dataclass(frozen=True, slots=True)

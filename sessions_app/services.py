@@ -13,7 +13,6 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -21,6 +20,7 @@ from django.utils import timezone
 from realtime.protocol import Forbidden, InvalidMessage, NotFound
 from realtime.tokens import scoped_token_issue
 from sessions_app.codes import code_generate
+from sessions_app.conf import sessions_settings
 from sessions_app.models import (
     MAX_CONTENT,
     MAX_NICKNAME,
@@ -32,7 +32,6 @@ from sessions_app.models import (
 )
 from sessions_app.sql import column, table
 
-DEFAULT_GUEST_TOKEN_TTL = 12 * 3600  # a long event; the socket closes 4001 after it
 CODE_ATTEMPTS = 5  # 8.5e11 codes: a second attempt is already vanishingly rare
 
 
@@ -163,7 +162,7 @@ def session_delete(*, session: Session) -> None:
 
 # ----------------------------------------------------------------------- participants
 def guest_token_ttl() -> float:
-    return float(getattr(settings, "SESSION_GUEST_TOKEN_TTL", DEFAULT_GUEST_TOKEN_TTL))
+    return float(sessions_settings.SESSION_GUEST_TOKEN_TTL)
 
 
 def participant_guest_join(

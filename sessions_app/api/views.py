@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.authentication import SessionAuthentication
@@ -37,6 +36,7 @@ from sessions_app.api.serializers import (
     SessionUpdateSerializer,
     StatusSerializer,
 )
+from sessions_app.conf import sessions_settings
 from sessions_app.models import Session
 
 # The participant-token class comes first: simplejwt would refuse an ``rt1.`` token.
@@ -45,7 +45,6 @@ AUTHENTICATION = [
     JWTAuthentication,
     SessionAuthentication,
 ]
-DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 500
 
 
@@ -185,9 +184,7 @@ class SessionMessagesView(SessionView):
         """History in seq order, ``limit`` at a time; ``next`` continues after the
         last seq of this page (keyset: stable while new messages arrive)."""
         session = self.get_session(request, code)
-        page_size = int(
-            getattr(settings, "SESSION_HISTORY_PAGE_SIZE", DEFAULT_PAGE_SIZE)
-        )
+        page_size = sessions_settings.SESSION_HISTORY_PAGE_SIZE
         after = _query_int(request, "after", 0, 0, 2**53)
         limit = _query_int(
             request, "limit", min(page_size, MAX_PAGE_SIZE), 1, MAX_PAGE_SIZE
