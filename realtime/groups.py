@@ -7,7 +7,11 @@ import re
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 
 
-def _group(kind: str, ident: object) -> str:
+def group_name(kind: str, ident: object) -> str:
+    """``<kind>.<ident>``, or ``ValueError`` when ``ident`` is not a safe id.
+
+    Endpoints that own a kind of group (``realtime.copilot.groups``) build it here.
+    """
     if ident is None or isinstance(ident, bool):  # str(None) would pass the pattern
         raise ValueError(f"invalid {kind} id for a group name: {ident!r}")
     text = str(ident)
@@ -18,28 +22,19 @@ def _group(kind: str, ident: object) -> str:
 
 def session_group(session_id: object) -> str:
     """Every socket of one live session or conversation."""
-    return _group("session", session_id)
+    return group_name("session", session_id)
 
 
 def session_hosts_group(session_id: object) -> str:
     """The host's sockets of one live session (moderation queue)."""
-    return _group("hosts", session_id)
+    return group_name("hosts", session_id)
 
 
 def user_group(user_id: object) -> str:
     """Every socket (device, tab) of one user, on every server process."""
-    return _group("user", user_id)
-
-
-def copilot_group(user_id: object) -> str:
-    """The copilot sockets of one user, on every server process (single session).
-
-    Not ``user.<id>``: that group holds the user's other sockets too, which a 4009
-    must not close.
-    """
-    return _group("copilot", user_id)
+    return group_name("user", user_id)
 
 
 def stream_group(stream_id: object) -> str:
     """Every viewer of one camera stream."""
-    return _group("stream", stream_id)
+    return group_name("stream", stream_id)

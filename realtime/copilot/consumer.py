@@ -19,6 +19,7 @@ from realtime.consumers import CloseConnection, EnvelopeConsumer
 from realtime.copilot import limits
 from realtime.copilot.agents import Agent, Query, load_agent
 from realtime.copilot.audio import AudioSession
+from realtime.copilot.groups import copilot_group
 from realtime.copilot.resume import LogView, delta_log_read, query_timeout, resume_ttl
 from realtime.copilot.runs import RUNNING, QueryRun, new_query_id
 from realtime.copilot.schemas import (
@@ -30,7 +31,6 @@ from realtime.copilot.schemas import (
     QueryPayload,
     QueryResumePayload,
 )
-from realtime.groups import copilot_group
 from realtime.heartbeat import heartbeat_settings
 from realtime.protocol import (
     ClientEnvelope,
