@@ -161,6 +161,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Services raise realtime.errors' domain errors; this is where REST states them.
+    "EXCEPTION_HANDLER": "realtime.drf.exception_handler",
     # Throttles key on REMOTE_ADDR; with NUM_PROXIES unset DRF would trust a client's
     # own X-Forwarded-For and anyone could reset their bucket. Behind one proxy: 1.
     "NUM_PROXIES": env_number("NUM_PROXIES", 0, minimum=0),
