@@ -22,6 +22,9 @@ VARIABLES = (
     "COPILOT_RATE_LIMIT",
     "ALLOWED_HOSTS",
     "CALLBACK_TIMEOUT",
+    "SESSION_THROTTLES",
+    "CAMERA_MAX_FRAME_BYTES",
+    "REALTIME_FANOUT",
 )
 
 
@@ -50,6 +53,8 @@ def test_defaults_need_nothing_installed(monkeypatch):
     assert s["SHARE_RATE_LIMIT"] is True and s["SINGLE_SESSION_PER_USER"] is False
     assert s["REALTIME_MAX_TEXT_BYTES"] == 65536 and s["REALTIME_MAX_VIOLATIONS"] == 20
     assert s["STREAM_MAX_IN_FLIGHT"] == 2 and s["CALLBACK_TIMEOUT"] == 10
+    assert s["SESSION_THROTTLES"]["chat.send"] == (100, 10.0)
+    assert s["REALTIME_FANOUT"] == "hub"
     assert "localhost" in s["ALLOWED_HOSTS"]
 
 
@@ -94,11 +99,20 @@ def test_quick_heartbeat(monkeypatch):
         ({"DEBUG": "1", "SHARE_RATE_LIMIT": "2"}, "SHARE_RATE_LIMIT"),
         ({"DEBUG": "1", "REDIS_URL": "localhost:6379"}, "REDIS_URL"),
         ({"DEBUG": "1", "DATABASE_URL": "nonsense://x"}, "DATABASE_URL"),
+        ({"DEBUG": "1", "SESSION_THROTTLES": "chat.send=lots"}, "SESSION_THROTTLES"),
+        ({"DEBUG": "1", "CAMERA_MAX_FRAME_BYTES": "10"}, "CAMERA_MAX_FRAME_BYTES"),
+        ({"DEBUG": "1", "REALTIME_FANOUT": "fast"}, "REALTIME_FANOUT"),
     ],
 )
 def test_bad_values_name_the_variable(monkeypatch, env, named):
     with pytest.raises(ImproperlyConfigured, match=named):
         load(monkeypatch, **env)
+
+
+def test_an_endpoint_throttle_changes_one_type(monkeypatch):
+    s = load(monkeypatch, DEBUG="1", SESSION_THROTTLES="chat.send=200/10")
+    assert s["SESSION_THROTTLES"]["chat.send"] == (200, 10.0)
+    assert s["SESSION_THROTTLES"]["typing"] == (5, 1.0)
 
 
 def test_production_values(monkeypatch):
