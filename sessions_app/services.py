@@ -1,9 +1,9 @@
 """Writes of the live-session feature: the one place that changes sessions and messages.
 
 Every function is synchronous, keyword-only and commits before it returns, so callers
-broadcast only what is stored (``sessions_app.notify``). Errors are the realtime
-protocol's (``Forbidden``, ``NotFound``, ``InvalidMessage``): the socket answers them as
-``error`` frames and the REST views as 403/404/400.
+broadcast only what is stored (``sessions_app.notify``). Refusals are domain errors
+(``realtime.errors``: ``Invalid``, ``NotFound``, ``PermissionDenied``), which the socket
+answers as ``error`` frames and the REST API as 400/404/403.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from realtime.protocol import Forbidden, InvalidMessage, NotFound
+from realtime.errors import Invalid, NotFound, PermissionDenied
 from realtime.tokens import scoped_token_issue
 from sessions_app.codes import code_generate
 from sessions_app.conf import sessions_settings
@@ -35,12 +35,14 @@ from sessions_app.sql import column, table
 CODE_ATTEMPTS = 5  # 8.5e11 codes: a second attempt is already vanishingly rare
 
 
-class SessionClosed(Forbidden):
-    default_message = "the session is closed"
+# Both are refusals the socket closes on (4010, 4005) rather than answers. A closed
+# session is a 403, not a 409, on REST: the join API has always said so.
+class SessionClosed(PermissionDenied):
+    default_detail = "the session is closed"
 
 
-class ParticipantGone(Forbidden):
-    default_message = "you are no longer a participant of this session"
+class ParticipantGone(PermissionDenied):
+    default_detail = "you are no longer a participant of this session"
 
 
 class _Duplicate(Exception):
@@ -53,7 +55,12 @@ class _Duplicate(Exception):
 
 # ----------------------------------------------------------------------- cleaning
 def nickname_clean(raw: str) -> str:
-    """A display name: trimmed, inner whitespace collapsed, 1..40 printable chars."""
+    """A display name: trimmed, inner whitespace collapsed, 1..40 printable chars.
+
+    Raises ``ValueError``, not ``Invalid``: the socket's payload model runs this as a
+    pydantic validator, and pydantic reports only a ``ValueError`` as a field error.
+    Services call it through ``_nickname``.
+    """
     nickname = " ".join(str(raw).split())
     if not nickname:
         raise ValueError("must not be blank")
@@ -67,17 +74,25 @@ def nickname_clean(raw: str) -> str:
 def content_clean(raw: str) -> str:
     """Chat or question text: kept as typed, 1..2000 characters, not blank."""
     if not raw.strip():
-        raise InvalidMessage("payload.content: must not be blank")
+        raise Invalid("must not be blank", field="content")
     if len(raw) > MAX_CONTENT:
-        raise InvalidMessage(f"payload.content: at most {MAX_CONTENT} characters")
+        raise Invalid(f"at most {MAX_CONTENT} characters", field="content")
     return raw
 
 
 def title_clean(raw: str) -> str:
     title = " ".join(str(raw).split())
     if not title or len(title) > MAX_TITLE:
-        raise ValueError(f"must be 1..{MAX_TITLE} characters")
+        raise Invalid(f"must be 1..{MAX_TITLE} characters", field="title")
     return title
+
+
+def _nickname(raw: str) -> str:
+    """``nickname_clean`` for services: its refusal as ``Invalid`` naming the field."""
+    try:
+        return nickname_clean(raw)
+    except ValueError as exc:
+        raise Invalid(str(exc), field="nickname") from None
 
 
 def _nickname_for_user(user: Any) -> str:
@@ -91,7 +106,7 @@ def _nickname_for_user(user: Any) -> str:
 def _require_host(by: Participant | None, session_id: int, what: str) -> None:
     """``by=None`` is staff acting through the admin; otherwise this session's host."""
     if by is not None and not (by.is_host and by.session_id == session_id):
-        raise Forbidden(f"only the host may {what}")
+        raise PermissionDenied(f"only the host may {what}")
 
 
 # ----------------------------------------------------------------------- sessions
@@ -169,7 +184,7 @@ def participant_guest_join(
     *, session: Session, nickname: str
 ) -> tuple[Participant, str]:
     """A new guest of an open session and the participant token it connects with."""
-    nickname = nickname_clean(nickname)
+    nickname = _nickname(nickname)
     if not session.is_open:
         raise SessionClosed()
     participant = Participant.objects.create(
@@ -199,7 +214,7 @@ def participant_for_user(*, session: Session, user: Any) -> Participant:
 
 
 def participant_rename(*, participant: Participant, nickname: str) -> Participant:
-    participant.nickname = nickname_clean(nickname)
+    participant.nickname = _nickname(nickname)
     updated = Participant.objects.filter(pk=participant.pk).update(
         nickname=participant.nickname
     )

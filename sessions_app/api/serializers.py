@@ -9,7 +9,7 @@ from rest_framework import serializers
 from realtime.protocol import utc_timestamp
 from sessions_app.frames import message_payload
 from sessions_app.models import MAX_TITLE, Message, Session
-from sessions_app.services import nickname_clean, title_clean
+from sessions_app.services import title_clean
 
 
 class TimestampField(serializers.DateTimeField):
@@ -67,13 +67,8 @@ class SessionUpdateSerializer(serializers.Serializer):
 
 
 class JoinSerializer(serializers.Serializer):
+    # The rest of the nickname's rules are the service's (400 naming the field).
     nickname = serializers.CharField(max_length=200, trim_whitespace=True)
-
-    def validate_nickname(self, value: str) -> str:
-        try:
-            return nickname_clean(value)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from None
 
 
 class JoinResultSerializer(serializers.Serializer):

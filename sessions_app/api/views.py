@@ -19,7 +19,6 @@ from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
-from realtime.protocol import Forbidden
 from sessions_app import notify, selectors, services
 from sessions_app.api.authentication import (
     CanReadSession,
@@ -138,12 +137,9 @@ class SessionJoinView(APIView):
             raise exceptions.NotFound("no session with this code")
         data = JoinSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            participant, token = services.participant_guest_join(
-                session=session, nickname=data.validated_data["nickname"]
-            )
-        except Forbidden as exc:
-            raise exceptions.PermissionDenied(exc.message) from None
+        participant, token = services.participant_guest_join(
+            session=session, nickname=data.validated_data["nickname"]
+        )
         result = {
             "participant_id": participant.pk,
             "token": token,

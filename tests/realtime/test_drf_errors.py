@@ -8,7 +8,7 @@ import pytest
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
-from rest_framework.test import APIRequestFactory
+from rest_framework.test import APIClient, APIRequestFactory
 from rest_framework.views import APIView
 
 from realtime.drf import exception_handler
@@ -20,7 +20,9 @@ from realtime.errors import (
     PermissionDenied,
     Throttled,
     Unavailable,
+    realtime_error,
 )
+from sessions_app import services
 
 
 def json(response: Response) -> object:
@@ -40,6 +42,7 @@ def handled(exc: Exception) -> Response:
         (NotFound("no question 7"), 404, {"detail": "no question 7"}),
         (PermissionDenied(), 403, {"detail": "not allowed"}),
         (Conflict("already removed"), 409, {"detail": "already removed"}),
+        (services.SessionClosed(), 403, {"detail": "the session is closed"}),
     ],
 )
 def test_a_domain_error_becomes_its_status_and_detail(error, status, body):
@@ -104,3 +107,26 @@ def test_the_settings_name_the_handler_for_every_view():
     assert response.status_code == 429
     assert response["Retry-After"] == "2"
     assert response.data == {"detail": "too many joins"}
+
+
+def test_one_refusal_said_at_both_edges():
+    with pytest.raises(Invalid) as info:
+        services.content_clean(" \n ")
+    response = handled(info.value)
+    assert response.data == {"content": ["must not be blank"]}
+    wire = realtime_error(info.value).payload()
+    assert wire["code"] == "INVALID_MESSAGE"
+    assert wire["message"] == "payload.content: must not be blank"
+
+
+@pytest.mark.django_db
+def test_the_join_api_answers_the_services_refusals(user):
+    session = services.session_create(host=user, title="Town hall")
+    url = f"/api/sessions/{session.code}/join/"
+    reply = APIClient().post(url, {"nickname": "bell\x07"})
+    assert reply.status_code == 400
+    assert reply.json() == {"nickname": ["must not contain control characters"]}
+    services.session_close(session_id=session.pk)
+    reply = APIClient().post(url, {"nickname": "late"})
+    assert reply.status_code == 403
+    assert reply.json() == {"detail": "the session is closed"}

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from django.db import IntegrityError, connection
 
-from realtime.protocol import Forbidden, InvalidMessage, NotFound
+from realtime.errors import Invalid, NotFound, PermissionDenied
 from realtime.tokens import scoped_token_verify
 from sessions_app import codes, selectors, services
 from sessions_app.models import Message, Participant, Session
@@ -60,7 +60,7 @@ def test_session_create_retries_a_taken_code(host, monkeypatch):
 
 @pytest.mark.parametrize("title", ["", "   ", "x" * 201])
 def test_bad_titles(host, title):
-    with pytest.raises(ValueError):
+    with pytest.raises(Invalid):
         services.session_create(host=host, title=title)
 
 
@@ -112,9 +112,9 @@ def host_participant(session, host):
 
 def test_seq_is_gapless_and_refused_sends_take_none(session, ann):
     assert [post(session, ann, f"m{i}")[0].seq for i in range(3)] == [1, 2, 3]
-    with pytest.raises(InvalidMessage):
+    with pytest.raises(Invalid):
         post(session, ann, "x" * 2001)
-    with pytest.raises(InvalidMessage):
+    with pytest.raises(Invalid):
         post(session, ann, " \n ")
     assert post(session, ann)[0].seq == 4
     session.refresh_from_db()
@@ -176,7 +176,7 @@ def test_moderated_question_waits_then_takes_the_next_seq(host, host_participant
         )
         == []
     )
-    with pytest.raises(Forbidden):
+    with pytest.raises(PermissionDenied):
         services.question_approve(session_id=session.pk, by=ann, message_id=question.pk)
     approved = services.question_approve(
         session_id=session.pk, by=host_participant, message_id=question.pk
@@ -212,7 +212,7 @@ def test_upvote_once_and_answer_by_host(session, ann, host_participant):
         session_id=session.pk, participant=ann, message_id=question.pk
     )
     assert not counted and voted.upvotes == 1
-    with pytest.raises(Forbidden):
+    with pytest.raises(PermissionDenied):
         services.question_answer(session_id=session.pk, by=ann, message_id=question.pk)
     answered, changed = services.question_answer(
         session_id=session.pk, by=host_participant, message_id=question.pk
@@ -227,9 +227,9 @@ def test_upvote_once_and_answer_by_host(session, ann, host_participant):
 def test_host_of_another_session_is_not_host_here(host, session, ann):
     other = services.session_create(host=host, title="other")
     other_host = other.participants.get(role="host")
-    with pytest.raises(Forbidden):
+    with pytest.raises(PermissionDenied):
         services.session_close(session_id=session.pk, by=other_host)
-    with pytest.raises(Forbidden):
+    with pytest.raises(PermissionDenied):
         services.message_hide(session_id=session.pk, by=other_host, message_id=1)
 
 
