@@ -10,7 +10,8 @@ from channels.testing import WebsocketCommunicator
 from django.core.cache import cache
 from rest_framework_simplejwt.tokens import AccessToken
 
-from realtime import presence
+from realtime import clock, presence
+from realtime.clock import ManualClock
 
 ORIGIN = (b"origin", b"http://localhost:8000")
 
@@ -29,6 +30,14 @@ def _clean_state():
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()
+
+
+@pytest.fixture
+def fake_clock():
+    """A ``ManualClock`` installed as the toolkit's clock for the test (``advance``)."""
+    fake = ManualClock()
+    with clock.installed(fake):
+        yield fake
 
 
 @pytest.fixture
