@@ -1,4 +1,9 @@
-"""Rate limits: a cache-backed fixed window shared across processes, and a local one.
+"""Rate limits on one contract: a window shared through the cache, or one held here.
+
+Both answer ``take(key)`` (count a hit: ``None`` when allowed, else the seconds to
+wait) and ``peek(key)`` (the budget as a ``RateDecision``, nothing counted), and
+read time from an injectable ``timer`` (DRF throttling's idea) that defaults to the
+toolkit's clock, so ``realtime.clock.installed`` moves them in tests.
 
 ``CacheRateLimiter`` counts in Django's cache (local memory alone, Redis when scaled
 out), so every connection of a user on every server process draws from one budget.
@@ -9,7 +14,6 @@ would only cost a round trip.
 from __future__ import annotations
 
 import math
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,12 +21,14 @@ from dataclasses import dataclass
 from django.core.cache import BaseCache
 from django.core.cache import cache as default_cache
 
-Clock = Callable[[], float]
+from realtime import clock
+
+Timer = Callable[[], float]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RateDecision:
-    allowed: bool
+    allowed: bool  # whether a hit now would be allowed
     limit: int
     remaining: int
     retry_after: float  # seconds until the next hit would be allowed (0 when allowed)
@@ -33,7 +39,8 @@ class CacheRateLimiter:
 
     Fixed windows keep it to one atomic ``incr`` per hit on any cache backend; the
     price (up to 2x the limit across a window boundary) is documented in
-    docs/protocol.md.
+    docs/protocol.md. The timer is wall-clock time: every process must agree on
+    which window it is.
     """
 
     def __init__(
@@ -43,30 +50,27 @@ class CacheRateLimiter:
         limit: int,
         window: float,
         cache: BaseCache | None = None,
-        clock: Clock = time.time,
+        timer: Timer = clock.now,
     ) -> None:
         self.name = name
         self.limit = int(limit)
         self.window = float(window)
         self.cache = cache or default_cache
-        self.clock = clock
+        self.timer = timer
 
-    def _window(self, now: float) -> tuple[int, float]:
+    def _window(self, key: str) -> tuple[str, float]:
+        """The cache key of ``key``'s current window and the seconds it has left."""
+        now = self.timer()
         index = math.floor(now / self.window)
-        return index, (index + 1) * self.window - now
+        return f"rl:{self.name}:{key}:{index}", (index + 1) * self.window - now
 
-    def peek(self, key: str) -> RateDecision:
-        """The state for ``key`` without counting a hit."""
-        now = self.clock()
-        index, left = self._window(now)
-        used = self.cache.get(f"rl:{self.name}:{key}:{index}", 0)
-        return self._decision(used, left, counted=False)
+    def take(self, key: str = "") -> float | None:
+        """Count one hit for ``key``: ``None`` if allowed, else the seconds to wait.
 
-    def hit(self, key: str) -> RateDecision:
-        """Count one hit for ``key`` and say whether it is allowed."""
-        now = self.clock()
-        index, left = self._window(now)
-        cache_key = f"rl:{self.name}:{key}:{index}"
+        A refused hit is counted too (the window's one ``incr``), which changes
+        nothing: the window is spent either way.
+        """
+        cache_key, left = self._window(key)
         # The key outlives its window by a second so a late incr never recreates it.
         timeout = max(1, math.ceil(left) + 1)
         self.cache.add(cache_key, 0, timeout)
@@ -75,10 +79,13 @@ class CacheRateLimiter:
         except ValueError:  # expired between add and incr
             self.cache.add(cache_key, 1, timeout)
             used = 1
-        return self._decision(used, left, counted=True)
+        return None if used <= self.limit else round(left, 3)
 
-    def _decision(self, used: int, left: float, *, counted: bool) -> RateDecision:
-        allowed = used <= self.limit if counted else used < self.limit
+    def peek(self, key: str = "") -> RateDecision:
+        """``key``'s budget without counting a hit."""
+        cache_key, left = self._window(key)
+        used = self.cache.get(cache_key, 0)
+        allowed = used < self.limit
         return RateDecision(
             allowed=allowed,
             limit=self.limit,
@@ -86,27 +93,82 @@ class CacheRateLimiter:
             retry_after=0.0 if allowed else round(left, 3),
         )
 
+    def hit(self, key: str) -> RateDecision:
+        """Transitional, for the copilot consumer until it calls ``take``/``peek``.
+
+        The budget after counting one hit, as ``take`` then ``peek`` give it.
+        """
+        retry_after = self.take(key)
+        decision = self.peek(key)
+        if retry_after is None:
+            return RateDecision(
+                allowed=True,
+                limit=self.limit,
+                remaining=decision.remaining,
+                retry_after=0.0,
+            )
+        return RateDecision(
+            allowed=False, limit=self.limit, remaining=0, retry_after=retry_after
+        )
+
 
 class LocalRateLimiter:
-    """A sliding-window limit held in this object (one connection's throttle)."""
+    """``limit`` hits per sliding ``window`` seconds per key, held in this object.
 
-    def __init__(self, *, limit: int, window: float, clock: Clock = time.monotonic):
+    One connection's throttle for one message type: the consumer calls ``take()``
+    with no key on every frame of that type, so that path allocates nothing once the
+    window's deque exists. Other keys get their own windows on first use.
+    """
+
+    # A connection holds one per throttled type it has used (bench W2 counts
+    # kilobytes per socket): slots keep each to a fraction of a __dict__'s size.
+    __slots__ = ("limit", "window", "timer", "_hits", "_keyed")
+
+    def __init__(
+        self, *, limit: int, window: float, timer: Timer = clock.monotonic
+    ) -> None:
         self.limit = int(limit)
         self.window = float(window)
-        self.clock = clock
-        self._hits: deque[float] = deque()
+        self.timer = timer
+        self._hits: deque[float] = deque()  # the unnamed key's, the common case
+        self._keyed: dict[str, deque[float]] | None = None
 
-    def take(self) -> float | None:
-        """Count one hit if allowed and return ``None``; else the seconds to wait.
+    def _hits_of(self, key: str) -> deque[float]:
+        if self._keyed is None:
+            self._keyed = {}
+        hits = self._keyed.get(key)
+        if hits is None:
+            hits = self._keyed[key] = deque()
+        return hits
+
+    def take(self, key: str = "") -> float | None:
+        """Count one hit for ``key`` if allowed and return ``None``; else the seconds
+        to wait (nothing counted).
 
         The per-frame check of every socket: no object made when allowed.
         """
-        now = self.clock()
+        now = self.timer()
+        hits = self._hits if not key else self._hits_of(key)
         horizon = now - self.window
-        hits = self._hits
         while hits and hits[0] <= horizon:
             hits.popleft()
         if len(hits) >= self.limit:
             return max(round(hits[0] + self.window - now, 3), 0.001)
         hits.append(now)
         return None
+
+    def peek(self, key: str = "") -> RateDecision:
+        """``key``'s budget without counting a hit."""
+        now = self.timer()
+        horizon = now - self.window
+        hits = self._hits if not key else (self._keyed or {}).get(key, ())
+        live = [t for t in hits if t > horizon]
+        allowed = len(live) < self.limit
+        return RateDecision(
+            allowed=allowed,
+            limit=self.limit,
+            remaining=max(0, self.limit - len(live)),
+            retry_after=(
+                0.0 if allowed else max(round(live[0] + self.window - now, 3), 0.001)
+            ),
+        )

@@ -2,26 +2,23 @@
 
 Counted in Django's cache (shared by every process on Redis) per user when
 ``SHARE_RATE_LIMIT`` is on, per connection otherwise. Settings are read on every
-call so tests can change them; ``clock`` is the seam for a fake clock.
+call so tests can change them; time comes from ``realtime.clock``, which tests
+replace with the ``fake_clock`` fixture.
 """
 
 from __future__ import annotations
-
-import time
 
 from django.conf import settings
 
 from realtime.ratelimit import CacheRateLimiter
 
-clock = time.time  # replaced by tests (DRF throttling's ``timer`` idea)
-
 
 def query_limiter() -> CacheRateLimiter:
+    """The limiter on the current settings: ``take(key)`` once per query."""
     return CacheRateLimiter(
         name="copilot",
         limit=int(settings.COPILOT_RATE_LIMIT),
         window=float(settings.COPILOT_RATE_WINDOW),
-        clock=lambda: clock(),
     )
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from realtime.copilot import limits, runs
+from realtime.copilot import runs
 from tests.conftest import recv, recv_type, send
 from tests.copilot.helpers import open_copilot
 
@@ -20,10 +20,10 @@ def _quick(settings):
 
 
 @pytest.fixture
-def fake_clock(monkeypatch):
-    now = [1_000_040.0]  # 20 s into a 60 s window (60 * 16,667 = 1,000,020)
-    monkeypatch.setattr(limits, "clock", lambda: now[0])
-    return now
+def fake_clock(fake_clock):
+    """The shared fake clock, which starts 20 s into a 60 s window."""
+    assert fake_clock.now() % 60 == 20  # 1,700,000,000 = 60 * 28,333,333 + 20
+    return fake_clock
 
 
 async def query_outcome(comm, text: str = "q") -> dict:
@@ -58,11 +58,11 @@ async def test_window_reset_with_a_fake_clock(token, fake_clock):
     comm, _ = await open_copilot(token)
     for _ in range(10):
         assert (await query_outcome(comm))["type"] == "query.accepted"
-    fake_clock[0] += 39.9
+    fake_clock.advance(39.9)
     limited = await query_outcome(comm)
     assert limited["payload"]["code"] == "RATE_LIMITED"
     assert limited["payload"]["retry_after"] == pytest.approx(0.1, abs=1e-3)
-    fake_clock[0] += 0.1  # the next window
+    fake_clock.advance(0.1)  # the next window
     frame = await query_outcome(comm)
     assert frame["type"] == "query.accepted"
     assert frame["payload"]["remaining"] == 9
