@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 
+from realtime.clock import now as wall_clock
 from realtime.conf import realtime_settings
 
 ALL = "_all"
@@ -39,7 +39,7 @@ class LocalPresence:
     room's earliest expiry has passed, not on every read.
     """
 
-    def __init__(self, clock: Clock = time.time) -> None:
+    def __init__(self, clock: Clock = wall_clock) -> None:
         self.rooms: dict[str, dict[str, dict]] = {}  # room → {conn_id: info}
         self.expiries: dict[str, dict[str, float]] = {}  # room → {conn_id: expires}
         self.earliest: dict[str, float] = {}  # room → no entry expires before this
@@ -92,7 +92,7 @@ class LocalPresence:
 class RedisPresence:
     """Presence in Redis hashes: ``HSET room conn_id {expires, info}``."""
 
-    def __init__(self, client: Any, prefix: str, clock: Clock = time.time) -> None:
+    def __init__(self, client: Any, prefix: str, clock: Clock = wall_clock) -> None:
         self.client = client
         self.prefix = prefix
         self.clock = clock

@@ -242,3 +242,13 @@ def test_presence_values_are_json(redis_client, clock):
     raw = redis_client.hget("test-json:presence:r", "c")
     assert json.loads(raw)[1] == {"nickname": "Zoë"}
     store.remove("r", "c")
+
+
+def test_stores_read_the_toolkit_clock_by_default(fake_clock, redis_client):
+    prefix = f"test-{uuid.uuid4().hex}:"
+    for store in (LocalPresence(), RedisPresence(redis_client, prefix)):
+        store.set("room", "c1", {"n": 1}, ttl=10)
+        fake_clock.advance(9.9)
+        assert store.members("room") == {"c1": {"n": 1}}
+        fake_clock.advance(0.1)  # only the installed clock moved
+        assert store.members("room") == {}
