@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from camera.conf import camera_settings
 from config.env import env_bool, env_list, env_number, env_str
 from realtime.conf import from_environment, realtime_settings
+from realtime.copilot.conf import copilot_settings
 from sessions_app.conf import sessions_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -200,28 +201,10 @@ LOGIN_URL = "/admin/login/"
 # Each app declares its knobs and their defaults once, in its conf.py, and reads them
 # where used (realtime.conf), so tests can override them with the settings fixture.
 globals().update(
-    from_environment(realtime_settings, sessions_settings, camera_settings)
+    from_environment(
+        realtime_settings, sessions_settings, camera_settings, copilot_settings
+    )
 )
-
-COPILOT_RATE_LIMIT = env_number("COPILOT_RATE_LIMIT", 10, minimum=1)
-COPILOT_RATE_WINDOW = env_number("COPILOT_RATE_WINDOW", 60, minimum=1, integer=False)
-SHARE_RATE_LIMIT = env_bool("SHARE_RATE_LIMIT", True)
-SINGLE_SESSION_PER_USER = env_bool("SINGLE_SESSION_PER_USER", False)
-COPILOT_AGENT = env_str("COPILOT_AGENT", "realtime.copilot.agents.ReferenceAgent")
-COPILOT_LLM_URL = env_str("COPILOT_LLM_URL", "")
-COPILOT_LLM_MODEL = env_str("COPILOT_LLM_MODEL", "")
-COPILOT_LLM_API_KEY = env_str("COPILOT_LLM_API_KEY", "")
-COPILOT_LLM_TIMEOUT = env_number("COPILOT_LLM_TIMEOUT", 60, minimum=1, integer=False)
-COPILOT_RESUME_TTL = env_number("COPILOT_RESUME_TTL", 120, minimum=1)
-COPILOT_QUERY_TIMEOUT = env_number("COPILOT_QUERY_TIMEOUT", 300, minimum=1)
-COPILOT_MAX_IN_FLIGHT = env_number("COPILOT_MAX_IN_FLIGHT", 10, minimum=1)
-COPILOT_AUDIO_MAX_SPEED = env_number(
-    "COPILOT_AUDIO_MAX_SPEED", 1.5, minimum=1, integer=False
-)
-COPILOT_AUDIO_BURST_SECONDS = env_number(
-    "COPILOT_AUDIO_BURST_SECONDS", 2, minimum=0, integer=False
-)
-COPILOT_AUDIO_QUEUE_CHUNKS = env_number("COPILOT_AUDIO_QUEUE_CHUNKS", 64, minimum=1)
 
 # ---------------------------------------------------------------------------- i18n
 LANGUAGE_CODE = "en-us"

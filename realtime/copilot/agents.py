@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from realtime.callbacks import CallbackTimeout
+from realtime.copilot.conf import copilot_settings
 from realtime.copilot.voice import EnergyVAD
 
 
@@ -84,7 +84,7 @@ class Agent:
 
 def load_agent(path: str | None = None) -> Agent:
     """A new instance of the agent class ``COPILOT_AGENT`` names."""
-    path = path or settings.COPILOT_AGENT
+    path = path or copilot_settings.COPILOT_AGENT
     try:
         cls = import_string(path)
     except ImportError as exc:

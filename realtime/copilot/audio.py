@@ -14,9 +14,8 @@ import logging
 import secrets
 from typing import Any
 
-from django.conf import settings
-
 from realtime.copilot.agents import Agent
+from realtime.copilot.conf import copilot_settings
 from realtime.copilot.owner import Owner
 from realtime.copilot.voice import (
     AudioIntake,
@@ -35,9 +34,9 @@ DRAIN_TIMEOUT = 5.0  # seconds audio.stop waits for the speech hook to finish
 
 def audio_settings() -> dict[str, float]:
     return {
-        "max_speed": float(getattr(settings, "COPILOT_AUDIO_MAX_SPEED", 1.5)),
-        "burst": float(getattr(settings, "COPILOT_AUDIO_BURST_SECONDS", 2.0)),
-        "queue": int(getattr(settings, "COPILOT_AUDIO_QUEUE_CHUNKS", 64)),
+        "max_speed": copilot_settings.COPILOT_AUDIO_MAX_SPEED,
+        "burst": copilot_settings.COPILOT_AUDIO_BURST_SECONDS,
+        "queue": copilot_settings.COPILOT_AUDIO_QUEUE_CHUNKS,
     }
 
 

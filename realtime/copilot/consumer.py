@@ -12,13 +12,12 @@ import asyncio
 import time
 from typing import Any
 
-from django.conf import settings
-
 from realtime.broadcast import close_group
 from realtime.consumers import CloseConnection, EnvelopeConsumer
 from realtime.copilot import limits
 from realtime.copilot.agents import Agent, Query, load_agent
 from realtime.copilot.audio import AudioSession
+from realtime.copilot.conf import copilot_settings
 from realtime.copilot.groups import copilot_group
 from realtime.copilot.resume import LogView, delta_log_read, query_timeout, resume_ttl
 from realtime.copilot.runs import RUNNING, QueryRun, new_query_id
@@ -71,7 +70,7 @@ class CopilotConsumer(EnvelopeConsumer):
         self.audio: AudioSession | None = None
         group = copilot_group(self.user.pk)
         await self.join_group(group)
-        if settings.SINGLE_SESSION_PER_USER:
+        if copilot_settings.SINGLE_SESSION_PER_USER:
             await close_group(group, CloseCode.REPLACED, exclude=self.channel_name)
         limiter = limits.query_limiter()
         budget = limiter.peek(self._rate_key())
@@ -104,7 +103,8 @@ class CopilotConsumer(EnvelopeConsumer):
         decision = limits.query_limiter().hit(self._rate_key())
         if not decision.allowed:
             raise RateLimited(
-                f"over {decision.limit} queries per {settings.COPILOT_RATE_WINDOW:g} s",
+                f"over {decision.limit} queries per "
+                f"{copilot_settings.COPILOT_RATE_WINDOW:g} s",
                 retry_after=decision.retry_after,
             )
         query = Query(

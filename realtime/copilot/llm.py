@@ -16,11 +16,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from realtime.callbacks import CallbackTimeout
 from realtime.copilot.agents import Agent, AgentIO, Query, item_name
+from realtime.copilot.conf import copilot_settings
 
 logger = logging.getLogger("realtime.copilot")
 
@@ -90,15 +90,16 @@ class ChatCompletionsAgent(Agent):
     use_available_data = True  # ask the client what it holds, and tell the model
 
     def __init__(self) -> None:
-        if not settings.COPILOT_LLM_URL:
+        url = copilot_settings.COPILOT_LLM_URL
+        if not url:
             raise ImproperlyConfigured(
                 "COPILOT_LLM_URL must name an OpenAI-compatible endpoint for "
                 "realtime.copilot.llm.ChatCompletionsAgent"
             )
-        self.url = completions_url(settings.COPILOT_LLM_URL)
-        self.model = settings.COPILOT_LLM_MODEL
-        self.api_key = settings.COPILOT_LLM_API_KEY
-        self.timeout = float(getattr(settings, "COPILOT_LLM_TIMEOUT", 60))
+        self.url = completions_url(url)
+        self.model = copilot_settings.COPILOT_LLM_MODEL
+        self.api_key = copilot_settings.COPILOT_LLM_API_KEY
+        self.timeout = copilot_settings.COPILOT_LLM_TIMEOUT
 
     def request_body(self, messages: list[dict[str, str]]) -> dict[str, Any]:
         body: dict[str, Any] = {"messages": messages, "stream": True}

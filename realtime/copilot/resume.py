@@ -24,22 +24,21 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import BaseCache
 from django.core.cache import cache as default_cache
 
-DEFAULT_RESUME_TTL = 120  # seconds (the "within 2 minutes")
-DEFAULT_QUERY_TIMEOUT = 300  # seconds a query may run before it is stopped
+from realtime.copilot.conf import copilot_settings
+
 FLUSH_DELAY = 0.05  # seconds a delta may wait to be batched with the next ones
 MAX_BATCH = 64  # deltas; a fast stream is flushed at least this often
 
 
 def resume_ttl() -> int:
-    return max(1, math.ceil(float(getattr(settings, "COPILOT_RESUME_TTL", 120))))
+    return max(1, math.ceil(copilot_settings.COPILOT_RESUME_TTL))
 
 
 def query_timeout() -> float:
-    return float(getattr(settings, "COPILOT_QUERY_TIMEOUT", DEFAULT_QUERY_TIMEOUT))
+    return copilot_settings.COPILOT_QUERY_TIMEOUT
 
 
 def _meta_key(query_id: str) -> str:
