@@ -173,3 +173,13 @@ class QuestionVote(models.Model):
                 fields=["message", "participant"], name="vote_once_per_participant"
             )
         ]
+
+
+# The messenger's models live in their own package; imported here so Django finds them.
+from sessions_app.messenger.models import (  # noqa: E402, F401
+    Conversation,
+    ConversationMember,
+    ConversationMessage,
+    MessageReaction,
+    MessageRevision,
+)

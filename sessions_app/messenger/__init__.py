@@ -1,0 +1,1 @@
+"""The messenger: direct and group conversations between users (docs/messenger.md)."""

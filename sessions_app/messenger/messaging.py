@@ -1,0 +1,198 @@
+"""Writes of messages and reactions: send, edit, delete (a tombstone), react.
+
+Same rules as ``messenger.services`` (which re-exports these): keyword-only, one
+transaction, frames pushed after commit, ``realtime.errors`` only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from realtime.errors import Conflict, Invalid, NotFound, PermissionDenied
+from sessions_app.messenger import notify
+from sessions_app.messenger.access import (
+    NO_CONVERSATION,
+    client_id_clean,
+    content_clean,
+    conversation_uuid,
+    emoji_clean,
+    message_for_member,
+    positive_int,
+)
+from sessions_app.messenger.models import (
+    Conversation,
+    ConversationMessage,
+    MessageReaction,
+    MessageRevision,
+)
+from sessions_app.messenger.selectors import reaction_counts
+
+
+class _Duplicate(Exception):
+    """Raised inside the transaction to roll back its seq and return the original."""
+
+    def __init__(self, message: ConversationMessage) -> None:
+        super().__init__("duplicate client_id")
+        self.message = message
+
+
+def message_send(
+    *,
+    conversation_id: Any,
+    user: Any,
+    content: Any,
+    client_id: Any = None,
+    reply_to: Any = None,
+) -> tuple[ConversationMessage, bool]:
+    """Store a message with the conversation's next seq; ``(message, created)``.
+
+    The conversation row is written first (``last_seq = last_seq + 1``, only if the
+    sender is a member), which locks it until commit: two server processes never
+    hand out one seq twice, and a refused send takes none. A ``client_id`` the sender
+    used before in this conversation returns the original, unchanged, and stores
+    and pushes nothing (``created`` false: the caller re-sends it to the sender).
+    """
+    conversation_id = conversation_uuid(conversation_id)
+    text = content_clean(content)
+    client_id = client_id_clean(client_id)
+    reply_id = None if reply_to is None else positive_int(reply_to, "reply_to")
+    mine = {"conversation_id": conversation_id, "sender_id": user.pk}
+    try:
+        with transaction.atomic():
+            bumped = Conversation.objects.filter(
+                pk=conversation_id, members__user_id=user.pk
+            ).update(last_seq=F("last_seq") + 1)
+            if not bumped:
+                raise NotFound(NO_CONVERSATION)
+            if client_id is not None:
+                original = ConversationMessage.objects.filter(
+                    **mine, client_id=client_id
+                ).first()
+                if original is not None:
+                    raise _Duplicate(original)
+            if reply_id is not None and not (
+                ConversationMessage.objects.filter(
+                    pk=reply_id, conversation_id=conversation_id
+                ).exists()
+            ):
+                raise Invalid("no such message in this conversation", field="reply_to")
+            message = ConversationMessage.objects.create(
+                **mine,
+                seq=Conversation.objects.values_list("last_seq", flat=True).get(
+                    pk=conversation_id
+                ),
+                content=text,
+                client_id=client_id,
+                reply_to_id=reply_id,
+            )
+            notify.message_new(message)
+    except _Duplicate as dup:
+        return dup.message, False
+    except IntegrityError:
+        # Another process stored the same client_id between our check and insert.
+        original = None
+        if client_id is not None:
+            original = ConversationMessage.objects.filter(
+                **mine, client_id=client_id
+            ).first()
+        if original is None:
+            raise
+        return original, False
+    return message, True
+
+
+def _own_message(
+    *, message_id: Any, user: Any, conversation_id: Any, what: str
+) -> ConversationMessage:
+    """The caller's own message, locked for this transaction; not deleted."""
+    message, _ = message_for_member(
+        message_id=message_id, user=user, conversation_id=conversation_id
+    )
+    message = ConversationMessage.objects.select_for_update().get(pk=message.pk)
+    if message.sender_id != user.pk:
+        raise PermissionDenied(f"only the author may {what} a message")
+    return message
+
+
+def message_edit(
+    *, message_id: Any, user: Any, content: Any, conversation_id: Any = None
+) -> ConversationMessage:
+    """The author replaces the text; the previous text is kept as a revision.
+
+    The same text again changes nothing and pushes nothing.
+    """
+    text = content_clean(content)
+    with transaction.atomic():
+        message = _own_message(
+            message_id=message_id,
+            user=user,
+            conversation_id=conversation_id,
+            what="edit",
+        )
+        if message.deleted_at is not None:
+            raise Conflict("the message was deleted")
+        if text == message.content:
+            return message
+        MessageRevision.objects.create(message=message, content=message.content)
+        message.content, message.edited_at = text, timezone.now()
+        message.save(update_fields=["content", "edited_at"])
+        notify.message_edited(message)
+    return message
+
+
+def message_delete(
+    *, message_id: Any, user: Any, conversation_id: Any = None
+) -> ConversationMessage:
+    """The author deletes a message: it stays as a tombstone (its seq, no content),
+    so history stays gapless. Its earlier versions and reactions go with the text.
+    Deleting a tombstone again changes nothing."""
+    with transaction.atomic():
+        message = _own_message(
+            message_id=message_id,
+            user=user,
+            conversation_id=conversation_id,
+            what="delete",
+        )
+        if message.deleted_at is not None:
+            return message
+        message.content, message.deleted_at = "", timezone.now()
+        message.save(update_fields=["content", "deleted_at"])
+        MessageRevision.objects.filter(message=message).delete()
+        MessageReaction.objects.filter(message=message).delete()
+        last_seq = Conversation.objects.values_list("last_seq", flat=True).get(
+            pk=message.conversation_id
+        )
+        notify.message_deleted(message, last_seq)
+    return message
+
+
+def reaction_toggle(
+    *, message_id: Any, user: Any, emoji: Any, conversation_id: Any = None
+) -> tuple[dict[str, int], bool]:
+    """Add the caller's ``emoji`` to a message, or take it back if there;
+    ``(counts per emoji, added)``. Any member may react; not to a tombstone."""
+    emoji = emoji_clean(emoji)
+    with transaction.atomic():
+        message, _ = message_for_member(
+            message_id=message_id, user=user, conversation_id=conversation_id
+        )
+        if message.deleted_at is not None:
+            raise Conflict("the message was deleted")
+        removed, _ = MessageReaction.objects.filter(
+            message=message, user_id=user.pk, emoji=emoji
+        ).delete()
+        if not removed:
+            try:
+                with transaction.atomic():
+                    MessageReaction.objects.create(
+                        message=message, user_id=user.pk, emoji=emoji
+                    )
+            except IntegrityError:  # a second toggle at the same moment added it
+                pass
+        counts = reaction_counts(message_ids=[message.pk]).get(message.pk, {})
+        notify.message_reactions(message, counts)
+    return counts, not removed
