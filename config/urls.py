@@ -22,6 +22,7 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
     path("", include("sessions_app.urls")),
+    path("", include("sessions_app.messenger.api.urls")),
     path("", include("camera.urls")),
     path("", include("realtime.copilot.urls")),
     path("", TemplateView.as_view(template_name="home.html"), name="home"),

@@ -1,21 +1,25 @@
-"""The messenger's knobs, each read from settings where used (tests override them)."""
+"""The messenger's knobs, each with its one default (``realtime.conf``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
+from realtime.conf import AppSettings, Knob
 
-DEFAULTS: dict[str, Any] = {
-    "MESSENGER_MAX_CONTENT": 4000,  # characters: a long chat message, not a document
-    "MESSENGER_MAX_MEMBERS": 500,  # a group's members: every send pushes one activity
-    # frame per member, so this bounds the fan-out of one message
-    "MESSENGER_PAGE_SIZE": 50,  # messages per REST page by default
-    "MESSENGER_MAX_PAGE_SIZE": 200,
-    "MESSENGER_SEARCH_LIMIT": 50,  # newest matches returned by one search
-    "MESSENGER_REPLAY_BATCH": 500,  # rows per query when a socket replays since a seq
-}
+messenger_settings = AppSettings(
+    [
+        # A long chat message, not a document.
+        Knob("MESSENGER_MAX_CONTENT", 4000, "int", minimum=1, doc="characters"),
+        # Every send pushes one activity frame per member: this bounds one fan-out.
+        Knob("MESSENGER_MAX_MEMBERS", 500, "int", minimum=2, doc="members of a group"),
+        Knob("MESSENGER_PAGE_SIZE", 50, "int", minimum=1, doc="messages per page"),
+        Knob("MESSENGER_MAX_PAGE_SIZE", 200, "int", minimum=1, doc="largest ?limit="),
+        Knob("MESSENGER_SEARCH_LIMIT", 50, "int", minimum=1, doc="matches returned"),
+        # Bounds a replaying socket's memory, not how far back it may go.
+        Knob("MESSENGER_REPLAY_BATCH", 500, "int", minimum=1, doc="rows per query"),
+    ]
+)
 
 
 def knob(name: str) -> Any:
-    return getattr(settings, name, DEFAULTS[name])
+    return getattr(messenger_settings, name)
