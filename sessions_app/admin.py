@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from sessions_app import notify, services
+from sessions_app.messenger import admin as messenger_admin  # noqa: F401  (registers)
 from sessions_app.models import Message, Participant, Session
 from sessions_app.selectors import session_online_count
 
