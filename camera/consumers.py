@@ -16,7 +16,13 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 from camera.conf import camera_settings
-from camera.events import frame_event, jpeg_problem, poses_event
+from camera.events import (
+    FRAME_EVENT,
+    POSES_EVENT,
+    frame_event,
+    jpeg_problem,
+    poses_event,
+)
 from camera.flow import ViewerFlow
 from camera.live import LiveRecorder
 from camera.schemas import Ack, FrameHeader, PosesPayload, Subscribe
@@ -42,7 +48,8 @@ class ViewerConsumer(EnvelopeConsumer):
     endpoint = "streams"
     auth_required = False  # per stream: see on_connect
     messages = {"stream.subscribe": Subscribe, "frame.ack": Ack}
-    throttles = {"ping": (10, 1.0), "stream.subscribe": (10, 1.0)}
+    events = frozenset({FRAME_EVENT, POSES_EVENT})  # from the worker, per stream
+    throttle_setting = "STREAM_THROTTLES"  # camera.conf: ping, stream.subscribe
 
     async def on_connect(self) -> None:
         stream = await database_sync_to_async(stream_get)(slug=_stream_id(self.scope))
@@ -94,13 +101,13 @@ class ViewerConsumer(EnvelopeConsumer):
             await self._send_frame(event)
 
     # ------------------------------------------------------------ group events
-    async def stream_frame(self, event: dict[str, Any]) -> None:
+    async def event_stream_frame(self, event: dict[str, Any]) -> None:
         if self.closing:
             return
         if self.flow.offer(event["kind"], event["seq"], event, self._now()):
             await self._send_frame(event)
 
-    async def stream_poses(self, event: dict[str, Any]) -> None:
+    async def event_stream_poses(self, event: dict[str, Any]) -> None:
         if not self.closing and self.flow.wants_poses(event["seq"], self._now()):
             await self.send_text(event["text"])
 

@@ -35,14 +35,17 @@ async def broadcast(
     """Send the prepared ``text`` frame to every socket in ``group``.
 
     ``exclude`` is the channel name of one socket that should not get it (the sender
-    of a ``typing`` event, say). ``seq`` is the frame's sequence number, if it has one,
-    so that a receiver can drop what it already replayed without parsing the text.
+    of a ``typing`` event, say). ``seq`` is the frame's number in the group's stream
+    of stored frames, if it has one: a socket that orders the stream
+    (``EnvelopeConsumer.order_stream``) delivers it in seq order, once, without
+    parsing the text.
     """
     event: dict[str, Any] = {"type": FANOUT_EVENT, "text": text}
     if exclude is not None:
         event["exclude"] = exclude
     if seq is not None:
         event["seq"] = seq
+        event["stream"] = group
     await _publish(group, event)
 
 

@@ -32,7 +32,7 @@ class AnswerPayload(StrictModel):
 class EchoConsumer(EnvelopeConsumer):
     endpoint = "echo"
     users_only = True
-    throttles = {"echo.ask": (5, 1.0), "echo.broadcast": (10, 1.0)}
+    throttle_setting = "ECHO_THROTTLES"  # realtime.conf: echo.ask, echo.broadcast
     messages = {"echo": OpenModel, "echo.ask": AskPayload, "echo.broadcast": OpenModel}
     task_messages = frozenset({"echo.ask"})
     replies = {"echo.answer": AnswerPayload}

@@ -5,35 +5,26 @@ thread, then broadcasts what was stored. Who the participant is, is resolved onc
 connect and kept on the connection; receivers never query anything.
 
 Ordering (docs/sessions.md): the socket joins the session's group before it reads
-``last_seq``, replays up to that seq, and from then on delivers stored messages
-strictly in seq order: a frame that arrives early (another server process broadcast
-it first) waits for the ones before it, and a hole that no broadcast fills within
-``SESSION_GAP_WAIT`` seconds is read from the database.
+``last_seq``, replays up to that seq, then orders the group's stream from there
+(``order_stream``): stored messages go out strictly in seq order, once, and a hole
+no broadcast fills within ``SESSION_GAP_WAIT`` seconds is read back (``fill_gap``).
 
 Joins and leaves go through ``notices`` (coalesced per room during join storms).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import re
-from urllib.parse import parse_qs
+from collections.abc import Iterable
 
 from channels.db import database_sync_to_async
-from django.conf import settings
 
 from realtime.broadcast import broadcast
 from realtime.consumers import CloseConnection, EnvelopeConsumer
 from realtime.groups import session_group, session_hosts_group
-from realtime.protocol import (
-    ClientEnvelope,
-    CloseCode,
-    Forbidden,
-    InvalidMessage,
-    encode_frame,
-)
+from realtime.protocol import ClientEnvelope, CloseCode, Forbidden, encode_frame
 from sessions_app import notify
+from sessions_app.conf import sessions_settings
 from sessions_app.frames import (
     hidden_payload,
     message_frame,
@@ -41,7 +32,8 @@ from sessions_app.frames import (
     question_update_payload,
     session_payload,
 )
-from sessions_app.models import Message, Participant, Session
+from sessions_app.joining import replay, session_entry, since_from_query
+from sessions_app.models import Message, Participant
 from sessions_app.notices import JOINED, LEFT, Notice, coalescer
 from sessions_app.payloads import (
     ChatSend,
@@ -53,10 +45,7 @@ from sessions_app.payloads import (
     Typing,
 )
 from sessions_app.selectors import (
-    REPLAY_BATCH,
-    participant_get,
     session_backlog,
-    session_get,
     session_messages,
     session_online_by_id,
     session_online_ids,
@@ -67,7 +56,6 @@ from sessions_app.services import (
     SessionClosed,
     message_hide,
     message_post,
-    participant_for_user,
     participant_rename,
     participant_seen,
     question_answer,
@@ -78,13 +66,6 @@ from sessions_app.services import (
 
 logger = logging.getLogger("sessions_app.consumer")
 db = database_sync_to_async
-
-DEFAULT_GAP_WAIT = 0.5  # seconds; cross-process reordering settles in milliseconds
-_SINCE_RE = re.compile(r"^[0-9]{1,15}$")
-
-
-def gap_wait() -> float:
-    return float(getattr(settings, "SESSION_GAP_WAIT", DEFAULT_GAP_WAIT))
 
 
 class SessionConsumer(EnvelopeConsumer):
@@ -100,43 +81,21 @@ class SessionConsumer(EnvelopeConsumer):
         "participant.update": ParticipantUpdate,
         "session.close": Empty,
     }
-    # Per connection: generous for people, a wall for scripts.
-    throttles = {
-        "ping": (10, 1.0),
-        "typing": (5, 1.0),
-        "chat.send": (100, 10.0),
-        "question.ask": (30, 10.0),
-        "question.upvote": (60, 10.0),
-        "participant.update": (5, 10.0),
-    }
-
-    _gap_task: asyncio.Task | None = None
-    _seq_lock: asyncio.Lock | None = None
-
-    @property
-    def seq_lock(self) -> asyncio.Lock:
-        """Made when a frame first arrives out of order (most sockets never see one)."""
-        if self._seq_lock is None:
-            self._seq_lock = asyncio.Lock()
-        return self._seq_lock
+    throttle_setting = "SESSION_THROTTLES"  # per connection; sessions_app.conf
+    participant: Participant | None = None
+    present = False
 
     # ------------------------------------------------------------------ connect
     async def on_connect(self) -> None:
-        self.participant: Participant | None = None
-        self.present = False
-        self.last_seq_sent = 0
-        self._ahead: dict[int, str] = {}  # seq -> frame that arrived before its turn
-
         code = self.scope["url_route"]["kwargs"]["code"]
-        session, participant = await db(self._enter)(code)
+        session, participant = await db(session_entry)(code=code, auth=self.auth)
         self.session_id = session.pk
-        self.session_code = session.code
         self.participant = participant
-        since, since_error = self._since()
+        since, since_error = since_from_query(self.scope.get("query_string", b""))
 
         # Join the group before reading last_seq: whatever is stored after the read
-        # is broadcast after we joined, so it reaches us (queued until we return).
-        group = session_group(session.pk)
+        # is broadcast after we joined, so it reaches us (held until we return).
+        self.group = group = session_group(session.pk)
         await self.join_group(group)
         if participant.is_host:
             await self.join_group(session_hosts_group(session.pk))
@@ -156,16 +115,13 @@ class SessionConsumer(EnvelopeConsumer):
             participant_id=None if participant.is_host else participant.pk,
         )
         last_seq = backlog.last_seq
+        limit = sessions_settings.SESSION_WELCOME_ONLINE_MAX
         await self.send_frame(
             "session.welcome",
             {
                 "session": session_payload(session),
                 "you": you,
-                "online": welcome_online(
-                    online,
-                    you_id=participant.pk,
-                    limit=int(settings.SESSION_WELCOME_ONLINE_MAX),
-                ),
+                "online": welcome_online(online, you_id=participant.pk, limit=limit),
                 "online_count": len(online),
                 "last_seq": last_seq,
             },
@@ -173,9 +129,12 @@ class SessionConsumer(EnvelopeConsumer):
         if since_error is not None:
             await self.send_error(since_error)
         elif since is not None:
-            await self._replay(since, last_seq)
+            await replay(
+                self.send_frame, session_id=session.pk, since=since, upto=last_seq
+            )
             await self.send_frame("session.synced", {"last_seq": last_seq})
-        self.last_seq_sent = last_seq
+        gap_wait = sessions_settings.SESSION_GAP_WAIT
+        self.order_stream(group, last=last_seq, gap_wait=gap_wait)
         for question in backlog.pending_questions:
             await self.send_frame(*message_frame(question))
         # Alone in the room: nobody to tell, and whoever enters later reads us in
@@ -183,67 +142,22 @@ class SessionConsumer(EnvelopeConsumer):
         if first_tab and len(online) > 1:
             await self._tell_others(JOINED, participant, *marks, len(online))
 
-    def _enter(self, code: str) -> tuple[Session, Participant]:
-        """The session and who this socket is in it: one trip to the database thread.
-
-        Closes 4004 (unknown code), 4010 (closed), 4005 (not a participant).
-        """
-        session = session_get(code=code)
-        if session is None:
-            raise CloseConnection(CloseCode.NOT_FOUND)
-        if not session.is_open:
-            raise CloseConnection(CloseCode.SESSION_CLOSED)
-        return session, self._participant_for(session)
-
-    def _participant_for(self, session: Session) -> Participant:
-        """Who this socket is in ``session`` (database thread); close 4005 if nobody."""
-        claims = self.auth.claims
-        if claims:
-            if claims.get("kind") != "participant" or claims.get("session") != (
-                session.code
-            ):
-                raise CloseConnection(CloseCode.FORBIDDEN)
-            found = participant_get(
-                session_id=session.pk, participant_id=claims.get("pid")
-            )
-            if found is None:
-                raise CloseConnection(CloseCode.FORBIDDEN)
-            return found
-        if not self.user.is_authenticated:  # pragma: no cover - auth_required
-            raise CloseConnection(CloseCode.NO_CREDENTIAL)
-        return participant_for_user(session=session, user=self.user)
-
-    def _since(self) -> tuple[int | None, InvalidMessage | None]:
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
-        if "since" not in query:
-            return None, None
-        raw = query["since"][0]
-        if not _SINCE_RE.match(raw):
-            return None, InvalidMessage(
-                "query.since: must be a non-negative integer; nothing was replayed"
-            )
-        return int(raw), None
-
-    async def _replay(self, since: int, upto: int) -> None:
-        after = since
-        while after < upto:
-            rows = await db(session_messages)(
-                session_id=self.session_id, after=after, upto=upto, limit=REPLAY_BATCH
-            )
-            for message in rows:
-                await self.send_frame(*message_frame(message))
-            if len(rows) < REPLAY_BATCH:
-                return
-            after = rows[-1].seq
+    async def fill_gap(
+        self, stream: str, after: int, upto: int
+    ) -> Iterable[tuple[int, str]]:
+        rows = await db(session_messages)(
+            session_id=self.session_id, after=after, upto=upto
+        )
+        return [(row.seq, encode_frame(*message_frame(row))) for row in rows]
 
     def on_leaving(self) -> None:
-        if getattr(self, "present", False):
+        if self.present:
             # A welcome read from now on no longer lists this socket.
             self.left_mark = coalescer().welcomes
 
     async def on_disconnect(self, code: int | None) -> None:
-        participant = getattr(self, "participant", None)
-        if participant is None or not getattr(self, "present", False):
+        participant = self.participant
+        if participant is None or not self.present:
             return
         # Presence was already left: a participant with no other tab has now gone.
         # Told even if this tab never got to announce the join (its connect failed):
@@ -267,69 +181,6 @@ class SessionConsumer(EnvelopeConsumer):
             type_, participant_payload(participant), self.channel_name, before, after
         )
         await coalescer().tell(self.session_id, notice, room_size)
-
-    # ------------------------------------------------------------------ ordered fan-out
-    def fanout_ready(self, event: dict) -> bool:
-        """The hub may write a frame at once if it has no seq or the next one."""
-        seq = event.get("seq")
-        return seq is None or (seq == self.last_seq_sent + 1 and not self._ahead)
-
-    def fanout_done(self, event: dict) -> None:
-        seq = event.get("seq")
-        if seq is not None:
-            self.last_seq_sent = seq
-
-    async def realtime_fanout(self, event: dict) -> None:
-        """Stored messages (with a seq) go out in seq order, once; the rest as is."""
-        seq = event.get("seq")
-        if seq is None:
-            await super().realtime_fanout(event)
-            return
-        if self.fanout_ready(event) and not self.closing:
-            # The common case, in order: no lock, no buffering, one socket write.
-            self.fanout_done(event)
-            await self.write_broadcast(event["text"])
-            return
-        if self.closing or seq <= self.last_seq_sent:
-            return  # already replayed or delivered
-        self._ahead.setdefault(seq, event["text"])
-        if self.seq_lock.locked():
-            # A gap fill is reading the database: it flushes this when it is done.
-            # Never wait here: the hub delivers to every receiver in turn.
-            return
-        await self._flush()
-        if self._ahead and (self._gap_task is None or self._gap_task.done()):
-            self._gap_task = self.spawn(self._fill_gap())
-
-    async def _flush(self) -> None:
-        while self.last_seq_sent + 1 in self._ahead:
-            self.last_seq_sent += 1
-            await self.send_text(self._ahead.pop(self.last_seq_sent))
-
-    async def _fill_gap(self) -> None:
-        """A seq is missing after a wait: read the hole from the database."""
-        await asyncio.sleep(gap_wait())
-        async with self.seq_lock:
-            if not self._ahead:
-                return
-            rows = await db(session_messages)(
-                session_id=self.session_id,
-                after=self.last_seq_sent,
-                upto=max(self._ahead),
-            )
-            for message in rows:
-                if message.seq > self.last_seq_sent:
-                    self._ahead[message.seq] = encode_frame(*message_frame(message))
-            await self._flush()
-            if self._ahead:  # a hole the database does not have: skip it, say so
-                logger.warning(
-                    "session %s: seq %s..%s missing, skipped",
-                    self.session_id,
-                    self.last_seq_sent + 1,
-                    min(self._ahead) - 1,
-                )
-                self.last_seq_sent = min(self._ahead) - 1
-                await self._flush()
 
     # ------------------------------------------------------------------ messages
     async def on_chat_send(self, payload: ChatSend, envelope: ClientEnvelope) -> None:
@@ -359,7 +210,9 @@ class SessionConsumer(EnvelopeConsumer):
             await notify.message_stored(message)
             if message.seq is None:  # pending: the asker learns it waits for approval
                 await self.reply(envelope, *message_frame(message))
-        elif message.seq is None or message.seq <= self.last_seq_sent:
+        elif message.seq is None or message.seq <= (
+            self.outbox.last_seq(self.group) or 0
+        ):
             # A retry: the original, to this socket only. One still on its way to
             # this socket (seq ahead) arrives in order by itself.
             await self.reply(envelope, *message_frame(message))

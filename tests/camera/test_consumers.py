@@ -380,10 +380,6 @@ async def test_a_header_and_its_jpeg_are_never_split_by_another_frame():
     viewer = ViewerConsumer()
     viewer.scope = {"type": "websocket", "auth": MISSING, "path": "/ws/streams/x/"}
     viewer.channel_name = "v"
-    viewer._init_state()
-    viewer._frame_pair = asyncio.Lock()
-    viewer.flow = ViewerFlow(max_in_flight=2, ack_timeout=10)
-    viewer.ack_timer = None
     sent: list[object] = []
     writable = asyncio.Event()  # uvicorn's: cleared while the buffer is full
 
@@ -395,6 +391,10 @@ async def test_a_header_and_its_jpeg_are_never_split_by_another_frame():
             asyncio.get_running_loop().call_soon(writable.set)
 
     viewer.base_send = send
+    viewer._init_state()
+    viewer._frame_pair = asyncio.Lock()
+    viewer.flow = ViewerFlow(max_in_flight=2, ack_timeout=10)
+    viewer.ack_timer = None
     one = {"header": "h1", "jpeg": b"j1"}
     two = {"header": "h2", "jpeg": b"j2"}
     first = asyncio.ensure_future(viewer._send_frame(one))

@@ -384,10 +384,10 @@ async def test_handler_bug_answers_internal_with_trace_id(token, monkeypatch):
 
 
 async def test_too_many_connections_closes_4013(token, settings):
-    from realtime import consumers
+    from realtime.connection import connections
 
     # Relative to what is open now, so that no other test's sockets matter.
-    settings.REALTIME_MAX_CONNECTIONS = consumers._open_connections + 1
+    settings.REALTIME_MAX_CONNECTIONS = connections.count + 1
     first = await open_echo(token)
     second = communicator("/ws/echo/", token=token)
     await second.connect()

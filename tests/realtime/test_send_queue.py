@@ -12,7 +12,6 @@ import asyncio
 import pytest
 from autobahn.exception import Disconnected
 
-from realtime import consumers
 from realtime.auth import MISSING
 from realtime.broadcast import FANOUT_EVENT
 from realtime.direct import text_frame
@@ -68,8 +67,8 @@ def consumer(writer: FakeWriter, socket: Socket, name: str = "c") -> EchoConsume
     c.base_send = socket
     c.channel_name = name
     c._init_state()
-    c._held = None  # connected
-    c._writer = writer
+    c.outbox.held = None  # connected
+    c.outbox.writer = writer
     return c
 
 
@@ -89,8 +88,8 @@ async def settle() -> None:
 async def test_broadcasts_are_written_prepared_without_awaiting():
     writer, socket = FakeWriter(), Socket()
     c = consumer(writer, socket)
-    assert c.deliver_now(fanout("one")) is True
-    assert c.deliver_now(fanout("two", exclude="c")) is True  # excluded: nothing
+    assert c.outbox.deliver_now(fanout("one")) is True
+    assert c.outbox.deliver_now(fanout("two", exclude="c")) is True  # excluded: nothing
     assert writer.frames == [text_frame("one")] and socket.sent == []
 
 
@@ -99,7 +98,7 @@ async def test_the_hub_falls_back_when_the_writer_declines():
     writer.prepared_ok = False  # permessage-deflate negotiated
     c = consumer(writer, socket)
     hub = Hub()
-    await hub.join("g", c)
+    await hub.join("g", c.outbox)
     await hub.publish("g", fanout("x"))
     assert texts(socket) == ["x"] and writer.frames == []
 
@@ -109,39 +108,41 @@ async def test_a_client_behind_is_queued_in_order_and_the_hub_goes_on():
     slow = consumer(writer, slow_socket, "slow")
     other = consumer(FakeWriter(), other_socket, "other")
     hub = Hub()
-    await hub.join("g", slow)
-    await hub.join("g", other)
+    await hub.join("g", slow.outbox)
+    await hub.join("g", other.outbox)
     writer.behind = True
     slow_socket.gate.clear()  # uvicorn's send would wait
     for i in range(3):
         await asyncio.wait_for(hub.publish("g", fanout(f"m{i}")), 1)  # never blocks
-    assert len(other._writer.frames) == 3  # the others got everything at once
-    assert slow._outbox is not None and slow.deliver_now(fanout("m3")) is False
+    assert len(other.outbox.writer.frames) == 3  # the others got everything at once
+    assert (
+        slow.outbox.queue is not None and slow.outbox.deliver_now(fanout("m3")) is False
+    )
     await hub.publish("g", fanout("m3"))  # joins the queue, behind the others
     writer.behind = False
     slow_socket.gate.set()  # the client reads again
     await settle()
     # m0 was already in uvicorn's send; once it went, the rest could be prepared.
-    assert texts(slow_socket) == ["m0"] and slow._outbox is None
+    assert texts(slow_socket) == ["m0"] and slow.outbox.queue is None
     assert writer.frames == [text_frame(f"m{i}") for i in (1, 2, 3)]
     await hub.publish("g", fanout("m4"))  # caught up: straight from the hub again
     assert writer.frames[-1] == text_frame("m4") and len(writer.frames) == 4
 
 
 async def test_too_far_behind_is_closed_4012_and_cut_off_if_it_takes_nothing(
-    monkeypatch, settings
+    settings,
 ):
-    monkeypatch.setattr(consumers, "CLOSE_WAIT", 0.05)
+    settings.REALTIME_CLOSE_WAIT = 0.05
     writer, socket = FakeWriter(), Socket()
     c = consumer(writer, socket)
     settings.REALTIME_MAX_QUEUED_BYTES = 1000
     writer.behind = True
     socket.gate.clear()  # not even the close frame gets through
-    await c.hub_deliver(fanout("x" * 600))
+    await c.outbox.hub_deliver(fanout("x" * 600))
     assert not c.closing
-    await c.hub_deliver(fanout("y" * 600))  # 1,200 bytes waiting: past the bound
-    assert c.closing and not c._outbox
-    await c.hub_deliver(fanout("z"))  # dropped
+    await c.outbox.hub_deliver(fanout("y" * 600))  # 1,200 bytes waiting: past the bound
+    assert c.closing and not c.outbox.queue
+    await c.outbox.hub_deliver(fanout("z"))  # dropped
     await asyncio.sleep(0.2)
     assert writer.aborted  # the close frame waited in vain
     socket.gate.set()
@@ -158,9 +159,9 @@ async def test_a_socket_the_server_closed_is_not_written_to():
 
 
 async def test_a_close_that_gets_through_still_cuts_a_client_that_never_answers(
-    monkeypatch,
+    settings,
 ):
-    monkeypatch.setattr(consumers, "CLOSE_WAIT", 0.05)
+    settings.REALTIME_CLOSE_WAIT = 0.05
     writer, socket = FakeWriter(), Socket()
     c = consumer(writer, socket)
     await c.close_with(4010)
@@ -216,24 +217,58 @@ async def test_heartbeat_without_a_consumer_keeps_its_own_tasks(answer, caplog):
         beat.stop()
 
 
-async def test_an_endpoint_with_its_own_fanout_keeps_it_unless_it_says_otherwise():
-    class Filtering(EchoConsumer):
-        async def realtime_fanout(self, event: dict) -> None:
-            if "secret" not in event["text"]:
-                await super().realtime_fanout(event)
+async def test_an_ordered_stream_skips_the_fast_path_only_out_of_turn():
+    """Frames broadcast with a seq to a stream the socket orders go out in seq order,
+    once: the next one straight from the hub, one ahead of its turn held until the
+    gap closes, an old one dropped; frames of other streams as they come."""
+    writer, socket = FakeWriter(), Socket()
+    c = consumer(writer, socket)
+    c.order_stream("room", last=4, gap_wait=10.0)
 
-    class FilteringFast(Filtering):
-        def fanout_ready(self, event: dict) -> bool:
-            return "secret" not in event["text"]
+    def stored(seq: int) -> dict:
+        return fanout(f"m{seq}", seq=seq, stream="room")
 
-    for kind, fast in ((Filtering, False), (FilteringFast, True)):
-        writer, socket = FakeWriter(), Socket()
-        c = consumer(writer, socket)
-        c.__class__ = kind
-        assert c.deliver_now(fanout("hello")) is fast
-        assert c.deliver_now(fanout("a secret")) is False  # always its own handler
-        await c.hub_deliver(fanout("a secret"))
-        assert socket.sent == [] and len(writer.frames) == int(fast)
+    assert c.outbox.deliver_now(stored(5)) is True
+    assert c.outbox.deliver_now(stored(7)) is False  # 6 is missing
+    await c.outbox.hub_deliver(stored(7))
+    assert c.outbox.deliver_now(stored(6)) is False  # 7 is held: not the fast path
+    await c.outbox.hub_deliver(stored(6))
+    await c.outbox.hub_deliver(stored(6))  # a duplicate: dropped
+    assert c.outbox.deliver_now(fanout("typing")) is True  # no seq: as it comes
+    assert c.outbox.deliver_now(fanout("other", seq=1, stream="elsewhere")) is True
+    assert writer.frames == [
+        text_frame(text) for text in ("m5", "m6", "m7", "typing", "other")
+    ]
+    assert c.outbox.last_seq("room") == 7 and socket.sent == []
+    if c.outbox.gap_timer is not None:
+        c.outbox.gap_timer.cancel()
+
+
+async def test_a_hole_is_read_back_through_the_endpoint_after_its_wait():
+    """A seq that never arrives is asked of ``fill_gap`` once ``gap_wait`` passed;
+    what storage has goes out in order before anything offered later, and what it
+    lacks is skipped."""
+    writer, socket = FakeWriter(), Socket()
+    c = consumer(writer, socket)
+    asked = []
+
+    async def fill(stream: str, after: int, upto: int):
+        asked.append((stream, after, upto))
+        return [(2, "m2")]  # 3 was rolled back: storage does not have it
+
+    c.outbox.fill = fill
+    c.order_stream("room", last=1, gap_wait=0.01)
+    await c.outbox.hub_deliver(fanout("m4", seq=4, stream="room"))
+    assert writer.frames == []
+    for _ in range(100):
+        if c.outbox.last_seq("room") == 4:
+            break
+        await asyncio.sleep(0.01)
+    await settle()
+    assert asked == [("room", 1, 4)]
+    assert writer.frames == [text_frame("m2"), text_frame("m4")]
+    await c.outbox.hub_deliver(fanout("m5", seq=5, stream="room"))
+    assert writer.frames[-1] == text_frame("m5")
 
 
 async def test_a_task_cancelled_before_it_ran_leaves_no_unawaited_coroutine(recwarn):
@@ -267,7 +302,7 @@ async def test_replies_are_framed_here_unless_something_could_be_overtaken():
 
     writer.behind = True  # the client is behind: a broadcast is queued, and its
     socket.gate.clear()  # send waits for the client to read
-    await c.hub_deliver(fanout("queued"))
+    await c.outbox.hub_deliver(fanout("queued"))
     await settle()
     writer.behind = False  # the transport has room again, the queue is still sending
     reply = asyncio.ensure_future(c.send_text("after"))
@@ -293,12 +328,12 @@ async def test_a_client_gone_mid_broadcast_is_dropped_quietly(gone, caplog):
             raise gone
 
     gone_one = consumer(FakeWriter(), GoneSocket(), "gone")
-    gone_one._writer = None  # daphne: every frame through ASGI's send
+    gone_one.outbox.writer = None  # daphne: every frame through ASGI's send
     writer, socket = FakeWriter(), Socket()
     other = consumer(writer, socket, "other")
     hub = Hub()
-    await hub.join("g", gone_one)
-    await hub.join("g", other)
+    await hub.join("g", gone_one.outbox)
+    await hub.join("g", other.outbox)
     with caplog.at_level("ERROR"):
         await hub.publish("g", fanout("x"))
         await hub.publish("g", fanout("y"))

@@ -122,35 +122,30 @@ async def test_on_disconnect_failure_is_contained(token):
     await other.disconnect()
 
 
-async def test_violations_older_than_the_window_are_forgotten(token, settings):
+async def test_violations_older_than_the_window_are_forgotten(
+    token, settings, fake_clock
+):
     settings.REALTIME_MAX_VIOLATIONS = 2
-    now = [1000.0]
-    ToolkitConsumer.clock = staticmethod(lambda: now[0])
-    try:
-        comm = await joined(token)
-        for _ in range(2):
-            await comm.send_to(text_data="{")
-            await recv_type(comm, "error")
-        now[0] += 61  # the two are now outside the 60 s window
-        for _ in range(2):
-            await comm.send_to(text_data="{")
-            await recv_type(comm, "error")
-        await send(comm, "ping", {})
-        assert (await recv(comm))["type"] == "pong"
+    comm = await joined(token)
+    for _ in range(2):
         await comm.send_to(text_data="{")
         await recv_type(comm, "error")
-        assert await closed_with(comm) == 4029
-        await comm.disconnect()
-    finally:
-        del ToolkitConsumer.clock
+    fake_clock.advance(61)  # the two are now outside the 60 s window
+    for _ in range(2):
+        await comm.send_to(text_data="{")
+        await recv_type(comm, "error")
+    await send(comm, "ping", {})
+    assert (await recv(comm))["type"] == "pong"
+    await comm.send_to(text_data="{")
+    await recv_type(comm, "error")
+    assert await closed_with(comm) == 4029
+    await comm.disconnect()
 
 
-async def test_heartbeat_refreshes_presence_and_groups(token, settings, monkeypatch):
-    import realtime.consumers as consumers
-
+async def test_heartbeat_refreshes_presence_and_groups(token, settings):
     settings.HEARTBEAT_INTERVAL, settings.PONG_TIMEOUT = 0.05, 0.5
     settings.PRESENCE_TTL = 0.3
-    monkeypatch.setattr(consumers, "GROUP_REFRESH_EVERY", 0.0)
+    settings.REALTIME_GROUP_REFRESH = 0.0
     comm = await joined(token)
     for _ in range(10):  # 10 beats ≈ 0.5 s: longer than the TTL
         ping = await recv_type(comm, "ping")

@@ -39,6 +39,7 @@ class ToolkitConsumer(EnvelopeConsumer):
     }
     task_messages = frozenset({"ask.unhandled"})
     replies = {"answer": None}
+    events = frozenset({"toolkit.poke"})
     disconnects: list[int | None] = []
 
     async def on_connect(self):
@@ -82,7 +83,7 @@ class ToolkitConsumer(EnvelopeConsumer):
         self.explode_on_disconnect = True
         await self.reply(envelope, "armed", {})
 
-    async def toolkit_poke(self, event: dict):  # a typed group event
+    async def event_toolkit_poke(self, event: dict):  # a typed group event
         await self.send_frame("poked", {"n": event["n"]})
 
     async def on_binary(self, data: bytes):

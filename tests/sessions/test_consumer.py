@@ -546,7 +546,7 @@ async def test_host_hides_messages_and_rejects_pending_questions(host):
 
 
 async def test_replay_goes_in_batches(host, monkeypatch):
-    monkeypatch.setattr("sessions_app.consumers.REPLAY_BATCH", 2)
+    monkeypatch.setattr("sessions_app.joining.REPLAY_BATCH", 2)
     session = await create_session(host)
     _, token = await guest(session, "writer")
     writer, _ = await join(session.code, token)

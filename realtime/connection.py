@@ -1,0 +1,231 @@
+"""What every socket has besides its endpoint's own types.
+
+Admission (who may stay after the handshake), liveness (the heartbeat and the
+credential's expiry), presence in rooms, server → client requests answered by
+``request_id``, and PROTOCOL §4's types (``ping``, ``pong``, ``auth.refresh``).
+``CommonMessages`` is mixed into ``EnvelopeConsumer``; endpoints use it through that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from channels.db import database_sync_to_async
+from pydantic import BaseModel, Field
+
+from realtime import clock, conf, metrics
+from realtime.auth import validate_refresh_token
+from realtime.broadcast import group_join
+from realtime.callbacks import CallbackRegistry, CallbackTimeout
+from realtime.heartbeat import Heartbeat, heartbeat_settings
+from realtime.presence import ALL, presence_set
+from realtime.protocol import (
+    ClientEnvelope,
+    CloseCode,
+    Forbidden,
+    InvalidMessage,
+    RequestTimeout,
+    StrictModel,
+    utc_timestamp,
+)
+from realtime.tokens import MAX_TOKEN_LENGTH
+
+logger = logging.getLogger("realtime.consumer")
+
+
+class PongPayload(StrictModel):
+    nonce: str = Field(min_length=1, max_length=64)
+
+
+class AuthRefreshPayload(StrictModel):
+    token: str = Field(min_length=1, max_length=MAX_TOKEN_LENGTH)
+
+
+class OpenConnections:
+    """Sockets admitted in this process, for the REALTIME_MAX_CONNECTIONS cap."""
+
+    count = 0
+
+    def opened(self, endpoint: str) -> None:
+        self.count += 1
+        metrics.connections_open[endpoint] += 1
+
+    def closed(self, endpoint: str) -> None:
+        self.count -= 1
+        metrics.connections_open[endpoint] -= 1
+
+
+connections = OpenConnections()
+
+
+def admission_refusal(consumer: Any) -> CloseCode | None:
+    """The close code for an accepted socket that may not stay, or ``None``.
+
+    Full (4013), an invalid credential (4001), none where one is needed (4008), a
+    guest's scoped token on a users-only endpoint (4005).
+    """
+    auth = consumer.auth
+    if connections.count >= int(conf.get("REALTIME_MAX_CONNECTIONS")):
+        return CloseCode.TRY_AGAIN_LATER
+    if auth.status == "invalid":
+        return CloseCode.INVALID_CREDENTIAL
+    if auth.status == "missing" and consumer.auth_required:
+        return CloseCode.NO_CREDENTIAL
+    if consumer.users_only and not consumer.user.is_authenticated:
+        return CloseCode.FORBIDDEN
+    return None
+
+
+class CommonMessages:
+    """Liveness, presence, server → client requests and PROTOCOL §4's types."""
+
+    # auth.refresh costs a trip to the shared database thread: throttled (a knob).
+    common_messages: ClassVar[dict[str, type[BaseModel] | None]] = {
+        "ping": None,  # any object, echoed as is: nothing to validate
+        "pong": PongPayload,
+        "auth.refresh": AuthRefreshPayload,
+    }
+    # Handler errors already answered where they happened (a callback's TIMEOUT).
+    quiet_errors: ClassVar[tuple[type[BaseException], ...]] = (CallbackTimeout,)
+    heartbeat: Heartbeat | None = None
+    _expiry_timer: asyncio.TimerHandle | None = None
+
+    def start_connection(self: Any) -> None:
+        self.callbacks = CallbackRegistry()
+
+    def start_liveness(self: Any) -> None:
+        """After ``on_connect``: the heartbeat, and the credential's expiry."""
+        hb = heartbeat_settings()
+        self.heartbeat = Heartbeat(
+            send_ping=lambda nonce: self.send_frame("ping", {"nonce": nonce}),
+            on_dead=lambda: self.close_with(CloseCode.HEARTBEAT_TIMEOUT),
+            on_beat=self.refresh_membership,
+            interval=hb["interval"],
+            timeout=hb["timeout"],
+            max_missed=int(hb["max_missed"]),
+            spawn=self.spawn,
+        )
+        self.heartbeat.start()
+        self._arm_expiry()
+
+    def heard(self) -> None:
+        """A valid frame came: the client is alive (it counts as a pong)."""
+        if self.heartbeat is not None:
+            self.heartbeat.alive()
+
+    def stop_connection(self: Any) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+        self.callbacks.cancel_all()
+
+    def _arm_expiry(self: Any) -> None:
+        """Close 4001 when the credential expires (a timer, not a sleeping task).
+
+        ``auth.refresh`` only moves ``expires_at``: the timer finds it later and waits
+        again.
+        """
+        self._expiry_timer = None
+        if self.expires_at is None or self.closing:
+            return
+        delay = self.expires_at - clock.now()
+        if delay > 0:
+            loop = asyncio.get_running_loop()
+            self._expiry_timer = loop.call_later(min(delay, 3600.0), self._arm_expiry)
+            return
+        logger.info("credential expired conn=%s", self.conn_id)
+        self.spawn(self.close_with(CloseCode.INVALID_CREDENTIAL))
+
+    # ------------------------------------------------------------------ presence
+    def presence_info(self: Any) -> dict[str, Any]:
+        """What presence records of this socket in every room it enters."""
+        user_id = getattr(self.user, "pk", None)
+        return {"endpoint": self.endpoint, "user_id": user_id, "rooms": []}
+
+    def enter_room(self: Any, room: str, info: dict[str, Any] | None = None) -> None:
+        """Count this connection as present in ``room`` (presence only, no group).
+
+        Entering again with new ``info`` updates it (a nickname change); without, it is
+        a no-op.
+        """
+        if room in self.presence and info is None:
+            return
+        self.presence[room] = info or self.presence_info()
+        self.presence[ALL]["rooms"] = [name for name in self.presence if name != ALL]
+        presence_set(
+            conn_id=self.conn_id,
+            entries={room: self.presence[room], ALL: self.presence[ALL]},
+        )
+
+    async def refresh_membership(self: Any) -> None:
+        """On each answered heartbeat: presence entries live on, and group
+        membership is renewed before channels-redis forgets it (after a day)."""
+        presence_set(conn_id=self.conn_id, entries=self.presence)
+        now = clock.monotonic()
+        if now - self._groups_refreshed > float(conf.get("REALTIME_GROUP_REFRESH")):
+            self._groups_refreshed = now
+            for group in self.groups_joined:
+                await group_join(group, self.outbox)
+
+    # ------------------------------------------------------------------ requests
+    async def request_client(
+        self: Any,
+        type: str,
+        payload: dict,
+        *,
+        expects: set[str],
+        timeout: float | None = None,
+    ) -> Any:
+        """Ask the client (server → client request); the reply's validated payload.
+
+        On timeout the client gets ``error TIMEOUT`` for that ``request_id`` and the
+        caller gets ``CallbackTimeout``.
+        """
+        timeout = float(conf.get("CALLBACK_TIMEOUT") if timeout is None else timeout)
+
+        async def send(request_id: str) -> None:
+            await self.send_frame(type, payload, request_id=request_id)
+
+        try:
+            return await self.callbacks.call(send, expects, timeout)
+        except CallbackTimeout as exc:
+            await self.send_error(
+                RequestTimeout(f"{type} was not answered within {timeout:g} s"),
+                request_id=exc.request_id,
+            )
+            raise
+
+    async def _on_reply(self: Any, payload: Any, envelope: ClientEnvelope) -> None:
+        self.callbacks.resolve(envelope.request_id, envelope.type, payload)
+
+    # ------------------------------------------------------------------ §4 types
+    async def on_ping(self: Any, payload: Any, envelope: ClientEnvelope) -> None:
+        await self.reply(envelope, "pong", envelope.payload)
+
+    async def on_pong(self, payload: PongPayload, envelope: ClientEnvelope) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.pong(payload.nonce)
+
+    async def on_auth_refresh(
+        self: Any, payload: AuthRefreshPayload, envelope: ClientEnvelope
+    ) -> None:
+        result = await database_sync_to_async(validate_refresh_token)(payload.token)
+        if not result.ok:
+            raise InvalidMessage("payload.token: invalid or expired token")
+        same_user = getattr(result.user, "pk", None) == getattr(self.user, "pk", None)
+        same_claims = all(
+            result.claims.get(key) == value
+            for key, value in self.auth.claims.items()
+            if key != "exp"
+        )
+        if not (same_user and same_claims):
+            raise Forbidden("the new token belongs to someone else")
+        self.expires_at = result.expires_at
+        expires = None
+        if result.expires_at is not None:
+            expires = utc_timestamp(datetime.fromtimestamp(result.expires_at, UTC))
+        await self.reply(envelope, "auth.refreshed", {"expires_at": expires})

@@ -1,0 +1,89 @@
+"""The steps of a socket's join that are not the consumer's: who it is, ``since``,
+the replay.
+
+Called by ``SessionConsumer.on_connect``; the database steps run in the database
+thread (``database_sync_to_async``), one trip each.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+
+from realtime.auth import AuthResult
+from realtime.consumers import CloseConnection
+from realtime.protocol import CloseCode, InvalidMessage
+from sessions_app.frames import message_frame
+from sessions_app.models import Participant, Session
+from sessions_app.selectors import (
+    REPLAY_BATCH,
+    participant_get,
+    session_get,
+    session_messages,
+)
+from sessions_app.services import participant_for_user
+
+_SINCE_RE = re.compile(r"^[0-9]{1,15}$")
+
+
+def session_entry(*, code: str, auth: AuthResult) -> tuple[Session, Participant]:
+    """The session and who this socket is in it (database thread).
+
+    Closes 4004 (unknown code), 4010 (closed), 4005 (not a participant: a guest's
+    token for another session, or a participant that is gone).
+    """
+    session = session_get(code=code)
+    if session is None:
+        raise CloseConnection(CloseCode.NOT_FOUND)
+    if not session.is_open:
+        raise CloseConnection(CloseCode.SESSION_CLOSED)
+    claims = auth.claims
+    if claims:
+        if claims.get("kind") != "participant" or claims.get("session") != (
+            session.code
+        ):
+            raise CloseConnection(CloseCode.FORBIDDEN)
+        found = participant_get(session_id=session.pk, participant_id=claims.get("pid"))
+        if found is None:
+            raise CloseConnection(CloseCode.FORBIDDEN)
+        return session, found
+    if not auth.user.is_authenticated:  # pragma: no cover - auth_required
+        raise CloseConnection(CloseCode.NO_CREDENTIAL)
+    return session, participant_for_user(session=session, user=auth.user)
+
+
+def since_from_query(query_string: bytes) -> tuple[int | None, InvalidMessage | None]:
+    """``?since=<seq>``: the seq, or the error to send (and nothing replayed)."""
+    query = parse_qs(query_string.decode("latin1"))
+    if "since" not in query:
+        return None, None
+    raw = query["since"][0]
+    if not _SINCE_RE.match(raw):
+        return None, InvalidMessage(
+            "query.since: must be a non-negative integer; nothing was replayed"
+        )
+    return int(raw), None
+
+
+async def replay(
+    send_frame: Callable[..., Awaitable[None]],
+    *,
+    session_id: int,
+    since: int,
+    upto: int,
+) -> None:
+    """Send the stored messages after ``since`` up to ``upto``, in seq order, read
+    in batches (memory is bounded, not the total)."""
+    after = since
+    while after < upto:
+        rows = await database_sync_to_async(session_messages)(
+            session_id=session_id, after=after, upto=upto, limit=REPLAY_BATCH
+        )
+        for message in rows:
+            await send_frame(*message_frame(message))
+        if len(rows) < REPLAY_BATCH:
+            return
+        after = rows[-1].seq
