@@ -197,6 +197,11 @@ def _read_setting(name: str) -> Any:
     return knob.cast(value)
 
 
+def knobs() -> list[Knob]:
+    """Every knob declared so far, of every app (operators' tools, the bench)."""
+    return list(_registry.values())
+
+
 def get(name: str) -> Any:
     """The value of any app's knob ``name``, read now; KeyError if none is declared."""
     return _read_setting(name)

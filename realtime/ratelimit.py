@@ -93,24 +93,6 @@ class CacheRateLimiter:
             retry_after=0.0 if allowed else round(left, 3),
         )
 
-    def hit(self, key: str) -> RateDecision:
-        """Transitional, for the copilot consumer until it calls ``take``/``peek``.
-
-        The budget after counting one hit, as ``take`` then ``peek`` give it.
-        """
-        retry_after = self.take(key)
-        decision = self.peek(key)
-        if retry_after is None:
-            return RateDecision(
-                allowed=True,
-                limit=self.limit,
-                remaining=decision.remaining,
-                retry_after=0.0,
-            )
-        return RateDecision(
-            allowed=False, limit=self.limit, remaining=0, retry_after=retry_after
-        )
-
 
 class LocalRateLimiter:
     """``limit`` hits per sliding ``window`` seconds per key, held in this object.

@@ -60,20 +60,16 @@ STREAM_SNIPPET = os.environ.get(
 
 
 def lift_throttles() -> None:
-    """Raise every envelope consumer's per-connection limits so that none binds."""
-    from realtime import consumers
-    from realtime.consumers import EnvelopeConsumer
+    """Raise every per-connection throttle knob (``rates``) so that none binds."""
+    from django.conf import settings
 
-    consumers.BASE_THROTTLES = {
-        t: (RAISED_LIMIT, w) for t, (_, w) in consumers.BASE_THROTTLES.items()
-    }
-    todo = [EnvelopeConsumer]
-    while todo:
-        cls = todo.pop()
-        todo.extend(cls.__subclasses__())
-        if "throttles" in vars(cls):
-            old = cls.throttles
-            cls.throttles = {t: (RAISED_LIMIT, w) for t, (_, w) in old.items()}
+    from realtime import conf
+
+    for knob in conf.knobs():
+        if knob.kind == "rates":
+            rates = conf.get(knob.name)
+            lifted = {t: (RAISED_LIMIT, w) for t, (_, w) in rates.items()}
+            setattr(settings, knob.name, lifted)
 
 
 _app = None

@@ -100,12 +100,12 @@ class CopilotConsumer(EnvelopeConsumer):
                 f"{len(self.runs)} queries are already running on this connection",
                 retry_after=1.0,
             )
-        decision = limits.query_limiter().hit(self._rate_key())
-        if not decision.allowed:
+        limiter, key = limits.query_limiter(), self._rate_key()
+        retry_after = limiter.take(key)
+        if retry_after is not None:
             raise RateLimited(
-                f"over {decision.limit} queries per "
-                f"{copilot_settings.COPILOT_RATE_WINDOW:g} s",
-                retry_after=decision.retry_after,
+                f"over {limiter.limit} queries per {limiter.window:g} s",
+                retry_after=retry_after,
             )
         query = Query(
             query_id=new_query_id(),
@@ -124,7 +124,7 @@ class CopilotConsumer(EnvelopeConsumer):
         await self.reply(
             envelope,
             "query.accepted",
-            {"query_id": query.query_id, "remaining": decision.remaining},
+            {"query_id": query.query_id, "remaining": limiter.peek(key).remaining},
         )
         run.start()
 

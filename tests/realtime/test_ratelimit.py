@@ -93,14 +93,6 @@ def test_counter_expiring_between_add_and_incr(clock, monkeypatch):
     assert limiter.peek("u").remaining == 4
 
 
-def test_the_transitional_hit_is_take_then_peek(clock):
-    limiter = cache_limiter(clock, name="t", limit=2, window=60)
-    assert [limiter.hit("u").remaining for _ in range(2)] == [1, 0]
-    refused = limiter.hit("u")
-    assert not refused.allowed and refused.remaining == 0
-    assert refused.retry_after == pytest.approx(20.0)
-
-
 def test_local_limiter_sliding_window(clock):
     limiter = local_limiter(clock, limit=3, window=1.0)
     # take(): None when allowed (and counted), else the seconds to wait.
