@@ -25,5 +25,6 @@ urlpatterns = [
     path("", include("sessions_app.messenger.api.urls")),
     path("", include("camera.urls")),
     path("", include("realtime.copilot.urls")),
+    path("", include("sessions_app.messenger.urls")),
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
 ]
