@@ -19,6 +19,7 @@ from config.env import env_bool, env_list, env_number, env_str
 from realtime.conf import from_environment, realtime_settings
 from realtime.copilot.conf import copilot_settings
 from sessions_app.conf import sessions_settings
+from sessions_app.messenger.conf import messenger_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -202,7 +203,11 @@ LOGIN_URL = "/admin/login/"
 # where used (realtime.conf), so tests can override them with the settings fixture.
 globals().update(
     from_environment(
-        realtime_settings, sessions_settings, camera_settings, copilot_settings
+        realtime_settings,
+        sessions_settings,
+        messenger_settings,
+        camera_settings,
+        copilot_settings,
     )
 )
 

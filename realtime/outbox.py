@@ -57,6 +57,7 @@ class Outbox:
         "queue",
         "queued_bytes",
         "orders",
+        "holding",
         "gap_timer",
     )
 
@@ -84,6 +85,8 @@ class Outbox:
         self.queue: deque[dict] | None = None  # hub events while the client is behind
         self.queued_bytes = 0
         self.orders: dict[str, SeqOrder[str]] | None = None  # stream -> seq order
+        # stream -> its stored frames, kept until the stream's order starts
+        self.holding: dict[str, list[tuple[int, str]]] | None = None
         self.gap_timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ writing
@@ -176,6 +179,8 @@ class Outbox:
         if self.closing or event.get("exclude") == self.channel_name:
             return True  # nothing to send
         seq = event.get("seq")
+        if seq is not None and self.holding and event.get("stream") in self.holding:
+            return False
         order = (
             None
             if seq is None or self.orders is None
@@ -213,15 +218,15 @@ class Outbox:
         if event["type"] != FANOUT_EVENT:
             await self.on_event(event)
         elif event.get("exclude") != self.channel_name:
-            seq = event.get("seq")
-            if (
-                seq is None
-                or self.orders is None
-                or event.get("stream") not in self.orders
-            ):
+            seq, stream = event.get("seq"), event.get("stream")
+            if seq is None:
+                await self.write_broadcast(event["text"])
+            elif self.holding and stream in self.holding:
+                self.holding[stream].append((seq, event["text"]))
+            elif self.orders is None or stream not in self.orders:
                 await self.write_broadcast(event["text"])
             else:
-                await self._offer(event["stream"], seq, event["text"])
+                await self._offer(stream, seq, event["text"])
 
     def _enqueue(self, event: dict) -> None:
         """The client is behind: keep its events, in order, without making the hub
@@ -254,8 +259,9 @@ class Outbox:
                 self.queue = None
 
     def _write_first(self, texts: list[str]) -> None:
-        """Frames released by a fill: written before anything offered after it, so
-        at the head of the queue (what is in the queue was not offered yet)."""
+        """Frames released outside a hub delivery (a fill, a held stream's start):
+        written before anything offered after them, so at the head of the queue
+        (what is in the queue was not offered yet)."""
         if not texts or self.closing:
             return
         if self.queue is None:
@@ -267,21 +273,39 @@ class Outbox:
             self.queued_bytes += len(text)
 
     # ------------------------------------------------------------------ seq order
+    def hold(self, stream: str) -> None:
+        """Keep ``stream``'s stored frames back until ``order`` starts it (a socket
+        that joins a stream's group mid-connection, before it has read and
+        replayed up to ``last``)."""
+        if self.holding is None:
+            self.holding = {}
+        self.holding.setdefault(stream, [])
+
     def order(self, stream: str, *, last: int, gap_wait: float) -> None:
         """Deliver ``stream``'s stored frames (those broadcast with a ``seq``) in seq
         order after ``last`` from now on: the endpoint calls it once it has sent
-        (or replayed) everything up to ``last``."""
+        (or replayed) everything up to ``last``. Frames held for it go first."""
         if self.orders is None:
             self.orders = {}
         order = self.orders.get(stream)
         if order is None:
-            self.orders[stream] = SeqOrder(last=last, gap_wait=gap_wait)
+            order = self.orders[stream] = SeqOrder(last=last, gap_wait=gap_wait)
         else:
             order.reset(last)
+        held = self.holding.pop(stream, None) if self.holding else None
+        if held:
+            now = asyncio.get_running_loop().time()
+            ready = [text for seq, text in held for text in order.offer(seq, text, now)]
+            self._write_first(ready)
+            if order.held and self.gap_timer is None:
+                self._arm_gap_timer()
 
     def unorder(self, stream: str) -> None:
+        """Forget ``stream``: its frames, if any still come, go out as they are."""
         if self.orders is not None:
             self.orders.pop(stream, None)
+        if self.holding is not None:
+            self.holding.pop(stream, None)
 
     def last_seq(self, stream: str) -> int | None:
         order = None if self.orders is None else self.orders.get(stream)

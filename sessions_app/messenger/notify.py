@@ -7,10 +7,13 @@ once per event (never per receiver) and sent through ``realtime.broadcast``:
 
 - message-level frames (``message.*``) to the conversation's group, the sockets
   subscribed to it; ``message.new`` with its seq, for ordered delivery;
-- conversation-level frames (``conversation.*``, ``member.*``) to each member's
-  ``user.<id>`` group, every device of each member, subscribed or not;
-- ``conversation.activity`` to each member's ``user.<id>`` group, one small frame per
-  member since each has their own unread count.
+- one ``messenger.activity`` event per new message to the conversation's activity
+  group (members' sockets online but not subscribed): each socket keeps its user's
+  unread count and says ``conversation.activity`` itself, so a message to a group of
+  1,000 costs one event, not a count query and a frame per member;
+- typed events to each member's ``inbox.<id>`` group (every device of a member) where
+  a socket must act, not only write: membership (join or leave the conversation's
+  groups) and exact unread counts (after a read or a delete).
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.db import transaction
 
-from realtime.broadcast import broadcast
-from realtime.groups import user_group
+from realtime.broadcast import broadcast, publish_event
 from realtime.protocol import encode_frame
 from sessions_app.messenger import frames
-from sessions_app.messenger.groups import conversation_group
+from sessions_app.messenger.groups import (
+    activity_group,
+    conversation_group,
+    inbox_group,
+)
 from sessions_app.messenger.models import (
     Conversation,
     ConversationMember,
@@ -35,13 +41,21 @@ from sessions_app.messenger.models import (
 
 logger = logging.getLogger("sessions_app.messenger")
 
-Push = tuple[str, str, int | None]  # (group, encoded frame, seq)
+ACTIVITY = "messenger.activity"  # {"conversation_id", "seq", "sender_id"}
+UNREAD = "messenger.unread"  # {"conversation_id", "seq", "unread"}
+MEMBERSHIP = "messenger.membership"  # {"conversation_id", "user_id", "joined", "text"}
+
+# (group, encoded frame, seq) for a broadcast, or (group, event) for a typed event
+Push = tuple[str, str, int | None] | tuple[str, dict[str, Any]]
 
 
 def _send(pushes: list[Push]) -> None:
     async def run() -> None:
-        for group, text, seq in pushes:
-            await broadcast(group, text, seq=seq)
+        for push in pushes:
+            if len(push) == 3:
+                await broadcast(push[0], push[1], seq=push[2])
+            else:
+                await publish_event(push[0], push[1])
 
     if pushes:
         async_to_sync(run)()
@@ -58,37 +72,54 @@ def _after_commit(build: Callable[[], list[Push]]) -> None:
 
 def _to_users(user_ids: Iterable[int], type_: str, payload: dict) -> list[Push]:
     text = encode_frame(type_, payload)
-    return [(user_group(user_id), text, None) for user_id in user_ids]
+    return [(inbox_group(user_id), text, None) for user_id in user_ids]
 
 
-def _activity(conversation_id: Any, seq: int, only: int | None = None) -> list[Push]:
-    """One ``conversation.activity`` per member (or only for user ``only``)."""
+def _unread(conversation_id: Any, seq: int, only: int | None = None) -> list[Push]:
+    """Exact unread counts to members' devices (or only user ``only``'s)."""
     from sessions_app.messenger.selectors import member_unread_counts
 
     counts = member_unread_counts(conversation_id=conversation_id)
+    cid = str(conversation_id)
     return [
         (
-            user_group(user_id),
-            encode_frame(
-                frames.CONVERSATION_ACTIVITY,
-                frames.activity_payload(conversation_id, seq, unread),
-            ),
-            None,
+            inbox_group(user_id),
+            {"type": UNREAD, "conversation_id": cid, "seq": seq, "unread": unread},
         )
         for user_id, unread in counts.items()
         if only is None or user_id == only
     ]
 
 
-def message_new(message: ConversationMessage) -> None:
-    def build() -> list[Push]:
-        text = encode_frame(frames.MESSAGE_NEW, frames.message_payload(message))
-        group = conversation_group(message.conversation_id)
-        return [(group, text, message.seq)] + _activity(
-            message.conversation_id, message.seq
-        )
+def _membership(
+    conversation_id: Any, user_id: int | None, joined: bool, user_ids: Iterable[int]
+) -> list[Push]:
+    """``text`` to every device of ``user_ids``; the sockets of ``user_id`` (all of
+    them when ``None``) join or leave the conversation's groups first."""
+    event = {
+        "type": MEMBERSHIP,
+        "conversation_id": str(conversation_id),
+        "user_id": user_id,
+        "joined": joined,
+    }
+    return [(inbox_group(member), event) for member in user_ids]
 
-    _after_commit(build)
+
+def message_new(message: ConversationMessage) -> None:
+    text = encode_frame(frames.MESSAGE_NEW, frames.message_payload(message))
+    cid = message.conversation_id
+    activity = {
+        "type": ACTIVITY,
+        "conversation_id": str(cid),
+        "seq": message.seq,
+        "sender_id": message.sender_id,
+    }
+    _after_commit(
+        lambda: [
+            (conversation_group(cid), text, message.seq),
+            (activity_group(cid), activity),
+        ]
+    )
 
 
 def message_edited(message: ConversationMessage) -> None:
@@ -104,7 +135,7 @@ def message_deleted(message: ConversationMessage, last_seq: int) -> None:
     def build() -> list[Push]:
         text = encode_frame(frames.MESSAGE_DELETED, frames.deleted_payload(message))
         group = conversation_group(message.conversation_id)
-        return [(group, text, None)] + _activity(message.conversation_id, last_seq)
+        return [(group, text, None), *_unread(message.conversation_id, last_seq)]
 
     _after_commit(build)
 
@@ -124,16 +155,23 @@ def message_read(member: ConversationMember, message_id: int, last_seq: int) -> 
             frames.MESSAGE_READ, frames.read_payload(member, message_id)
         )
         group = conversation_group(member.conversation_id)
-        return [(group, text, None)] + _activity(
-            member.conversation_id, last_seq, only=member.user_id
-        )
+        return [
+            (group, text, None),
+            *_unread(member.conversation_id, last_seq, only=member.user_id),
+        ]
 
     _after_commit(build)
 
 
 def conversation_created(conversation: Conversation, user_ids: list[int]) -> None:
+    """Every member's devices start hearing of it, then are told."""
     payload = frames.conversation_payload(conversation)
-    _after_commit(lambda: _to_users(user_ids, frames.CONVERSATION_CREATED, payload))
+    _after_commit(
+        lambda: (
+            _membership(conversation.pk, None, True, user_ids)
+            + _to_users(user_ids, frames.CONVERSATION_CREATED, payload)
+        )
+    )
 
 
 def conversation_updated(conversation: Conversation, user_ids: list[int]) -> None:
@@ -144,18 +182,33 @@ def conversation_updated(conversation: Conversation, user_ids: list[int]) -> Non
 def conversation_deleted(conversation_id: Any, user_ids: list[int]) -> None:
     """Every former member's sockets drop it (as on ``member.removed``)."""
     payload = {"conversation_id": str(conversation_id)}
-    _after_commit(lambda: _to_users(user_ids, frames.CONVERSATION_DELETED, payload))
+    _after_commit(
+        lambda: (
+            _membership(conversation_id, None, False, user_ids)
+            + _to_users(user_ids, frames.CONVERSATION_DELETED, payload)
+        )
+    )
 
 
 def member_added(conversation_id: Any, user_id: int, user_ids: list[int]) -> None:
-    """To every member's devices, the new member's included."""
+    """To every member's devices, the new member's included (which join first)."""
     payload = frames.member_payload(conversation_id, user_id)
-    _after_commit(lambda: _to_users(user_ids, frames.MEMBER_ADDED, payload))
+    _after_commit(
+        lambda: (
+            _membership(conversation_id, user_id, True, [user_id])
+            + _to_users(user_ids, frames.MEMBER_ADDED, payload)
+        )
+    )
 
 
 def member_removed(conversation_id: Any, user_id: int, user_ids: list[int]) -> None:
-    """To the removed user's devices first (the messenger consumer unsubscribes
-    their sockets from the conversation on it), then to the remaining members'."""
+    """The removed user's sockets leave the conversation's groups at once, on every
+    process, before anyone is told; then its devices and the remaining members'."""
     payload = frames.member_payload(conversation_id, user_id)
     others = [other for other in user_ids if other != user_id]
-    _after_commit(lambda: _to_users([user_id, *others], frames.MEMBER_REMOVED, payload))
+    _after_commit(
+        lambda: (
+            _membership(conversation_id, user_id, False, [user_id])
+            + _to_users([user_id, *others], frames.MEMBER_REMOVED, payload)
+        )
+    )

@@ -194,6 +194,44 @@ def member_last_seq(*, conversation_id: Any, user_id: int) -> int:
     return found
 
 
+@dataclass(slots=True)
+class MemberState:
+    """What a messenger socket keeps of one of its user's conversations."""
+
+    unread: int
+    muted: bool
+
+
+def member_states(*, user_id: int) -> dict[str, MemberState]:
+    """``{conversation_id: MemberState}`` for every conversation of ``user_id``, in
+    one query (a socket's start: it counts unread from there on its own)."""
+    rows = (
+        ConversationMember.objects.filter(user_id=user_id)
+        .annotate(unread=_unread())
+        .values_list("conversation_id", "unread", "muted")
+    )
+    return {str(cid): MemberState(unread, muted) for cid, unread, muted in rows}
+
+
+def presence_contacts(*, user_id: int, max_group: int) -> set[int]:
+    """Who hears ``user_id`` come and go: everyone sharing a direct conversation or
+    a group of at most ``max_group`` members with them. Bigger groups do not show
+    presence (a room of thousands would make every connect a storm of notices)."""
+    mine = ConversationMember.objects.filter(user_id=user_id).values("conversation_id")
+    small = (
+        Conversation.objects.filter(pk__in=mine)
+        .annotate(size=Count("members"))
+        .filter(size__lte=max_group)
+        .values("pk")
+    )
+    return set(
+        ConversationMember.objects.filter(conversation_id__in=small)
+        .exclude(user_id=user_id)
+        .values_list("user_id", flat=True)
+        .distinct()
+    )
+
+
 def is_member(*, conversation_id: Any, user_id: int) -> bool:
     return ConversationMember.objects.filter(
         conversation_id=conversation_uuid(conversation_id), user_id=user_id

@@ -35,7 +35,8 @@ def group(alice, bob):
 
 
 class Pushed(list):
-    """Every ``(group, frame, seq)`` broadcast, frames decoded.
+    """Every ``(group, frame, seq)`` broadcast, frames decoded (a typed event as
+    ``{"type", "payload": the event}``).
 
     The test's own transaction never commits, so the after-commit callbacks the
     services registered (those of rolled-back savepoints are already gone) are run
@@ -68,5 +69,9 @@ def pushed(monkeypatch):
     async def record(group, text, *, exclude=None, seq=None):
         got.append((group, json.loads(text), seq))
 
+    async def record_event(group, event):  # a typed event: its dict is the payload
+        got.append((group, {"type": event["type"], "payload": event}, None))
+
     monkeypatch.setattr(notify, "broadcast", record)
+    monkeypatch.setattr(notify, "publish_event", record_event)
     return got

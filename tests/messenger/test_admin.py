@@ -1,4 +1,4 @@
-"""The messenger's admin: searchable, counted, read-only, tombstones and history shown."""
+"""The messenger's admin: searchable, counted, read-only; tombstones, history."""
 
 from __future__ import annotations
 

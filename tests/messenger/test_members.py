@@ -20,7 +20,7 @@ def test_only_the_owner_renames_and_everyone_hears(group, alice, bob, pushed):
     assert renamed.title == "New name"
     sent = pushed.of("conversation.updated")
     assert sorted(g for g, _, _ in sent) == sorted(
-        [f"user.{alice.pk}", f"user.{bob.pk}"]
+        [f"inbox.{alice.pk}", f"inbox.{bob.pk}"]
     )
     assert sent[0][1]["title"] == "New name"
 
@@ -48,7 +48,7 @@ def test_the_owner_deletes_and_every_member_is_told(group, alice, bob, pushed):
     services.conversation_delete(conversation_id=group.pk, user=alice)
     assert not Conversation.objects.filter(pk=group.pk).exists()
     told = pushed.of("conversation.deleted")
-    assert {g for g, _, _ in told} == {f"user.{alice.pk}", f"user.{bob.pk}"}
+    assert {g for g, _, _ in told} == {f"inbox.{alice.pk}", f"inbox.{bob.pk}"}
     assert told[0][1] == {"conversation_id": str(group.pk)}
 
 
@@ -92,12 +92,12 @@ def test_removal_pushes_member_removed_to_the_removed_user_first(
         services.member_remove(conversation_id=group.pk, user=bob, user_id=carol.pk)
     services.member_remove(conversation_id=group.pk, user=alice, user_id=carol.pk)
     removed = pushed.of("member.removed")
-    assert removed[0][0] == f"user.{carol.pk}"
+    assert removed[0][0] == f"inbox.{carol.pk}"
     assert removed[0][1] == {"conversation_id": str(group.pk), "user_id": carol.pk}
     assert {g for g, _, _ in removed} == {
-        f"user.{alice.pk}",
-        f"user.{bob.pk}",
-        f"user.{carol.pk}",
+        f"inbox.{alice.pk}",
+        f"inbox.{bob.pk}",
+        f"inbox.{carol.pk}",
     }
     # No row, no access.
     with pytest.raises(NotFound):
@@ -116,9 +116,11 @@ def test_a_member_leaves_and_the_owner_hands_over(group, alice, bob, carol):
     assert not Conversation.objects.filter(pk=group.pk).exists()
 
 
-def test_activity_is_one_frame_per_member_with_its_own_unread(
+def test_a_send_is_one_activity_event_and_a_read_the_readers_exact_count(
     group, alice, bob, carol, pushed
 ):
+    """A message to a group of any size is one activity event (each socket counts
+    its user's unread itself); a read tells the reader's devices the exact count."""
     services.member_add(conversation_id=group.pk, user=alice, user_id=carol.pk)
     first, _ = services.message_send(conversation_id=group.pk, user=alice, content="a")
     services.read_mark(user=carol, message_id=first.pk)
@@ -138,20 +140,22 @@ def test_activity_is_one_frame_per_member_with_its_own_unread(
         },
         2,
     )
-    activity = {g: p for g, p, _ in pushed.of("conversation.activity")[-3:]}
-    assert activity == {
-        f"user.{alice.pk}": {"conversation_id": str(group.pk), "seq": 2, "unread": 0},
-        f"user.{bob.pk}": {"conversation_id": str(group.pk), "seq": 2, "unread": 2},
-        f"user.{carol.pk}": {"conversation_id": str(group.pk), "seq": 2, "unread": 1},
-    }
+    activity = pushed.of("messenger.activity")
+    assert [(g, p["seq"], p["sender_id"]) for g, p, _ in activity] == [
+        (f"activity.{group.pk}", 1, alice.pk),
+        (f"activity.{group.pk}", 2, alice.pk),
+    ]
     # A read tells the reader's own devices their new count, nobody else's.
     services.read_mark(user=bob, message_id=message.pk)
-    (last,) = pushed.of("conversation.activity")[-1:]
-    assert last == (
-        f"user.{bob.pk}",
-        {"conversation_id": str(group.pk), "seq": 2, "unread": 0},
-        None,
-    )
+    (last,) = pushed.of("messenger.unread")[-1:]
+    assert last[0] == f"inbox.{bob.pk}"
+    assert {k: last[1][k] for k in ("conversation_id", "seq", "unread")} == {
+        "conversation_id": str(group.pk),
+        "seq": 2,
+        "unread": 0,
+    }
+    readers = {g for g, _, _ in pushed.of("messenger.unread")}
+    assert readers == {f"inbox.{bob.pk}", f"inbox.{carol.pk}"}  # nobody else's
 
 
 def test_nothing_is_pushed_for_a_rolled_back_write(group, alice, pushed):

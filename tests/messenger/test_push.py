@@ -8,10 +8,13 @@ import pytest
 from asgiref.sync import sync_to_async
 from rest_framework.test import APIClient
 
-from realtime.groups import user_group
 from realtime.hub import get_hub
 from sessions_app.messenger import frames, services
-from sessions_app.messenger.groups import conversation_group
+from sessions_app.messenger.groups import (
+    activity_group,
+    conversation_group,
+    inbox_group,
+)
 from sessions_app.messenger.models import ConversationMessage
 from tests.conftest import access_token
 
@@ -33,7 +36,11 @@ class Recorder:
         self.events.append(event)
 
     def frames(self) -> list[dict]:
-        return [json.loads(event["text"]) for event in self.events]
+        """The text frames (broadcasts); typed events are in ``typed``."""
+        return [json.loads(e["text"]) for e in self.events if "text" in e]
+
+    def typed(self) -> list[dict]:
+        return [e for e in self.events if "text" not in e]
 
 
 async def listen(group: str) -> Recorder:
@@ -44,7 +51,7 @@ async def listen(group: str) -> Recorder:
 
 async def test_a_rest_send_pushes_what_a_service_send_pushes(group, alice, bob):
     room = await listen(conversation_group(group.pk))
-    bobs = await listen(user_group(bob.pk))
+    bobs = await listen(activity_group(group.pk))
     by_service, _ = await sync_to_async(services.message_send)(
         conversation_id=group.pk, user=alice, content="one", client_id="a"
     )
@@ -66,21 +73,28 @@ async def test_a_rest_send_pushes_what_a_service_send_pushes(group, alice, bob):
     assert sent[1]["payload"] == frames.message_payload(by_rest)
     body = reply.json()
     assert body.pop("reactions") == {} and body == sent[1]["payload"]
-    activity = [f["payload"] for f in bobs.frames()]
+    activity = [(e["type"], e["seq"], e["sender_id"]) for e in bobs.typed()]
     assert activity == [
-        {"conversation_id": str(group.pk), "seq": 1, "unread": 1},
-        {"conversation_id": str(group.pk), "seq": 2, "unread": 2},
+        ("messenger.activity", 1, alice.pk),
+        ("messenger.activity", 2, alice.pk),
     ]
 
 
 async def test_a_rest_removal_tells_the_removed_users_sockets(group, alice, bob):
-    bobs = await listen(user_group(bob.pk))
+    bobs = await listen(inbox_group(bob.pk))
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token(alice)}")
     reply = await sync_to_async(client.delete)(
         f"/api/conversations/{group.pk}/members/{bob.pk}/"
     )
     assert reply.status_code == 204
+    (leave,) = bobs.typed()  # first: bob's sockets leave the conversation
+    assert leave == {
+        "type": "messenger.membership",
+        "conversation_id": str(group.pk),
+        "user_id": bob.pk,
+        "joined": False,
+    }
     (removed,) = bobs.frames()
     assert removed["type"] == "member.removed"
     assert removed["payload"] == {"conversation_id": str(group.pk), "user_id": bob.pk}
