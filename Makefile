@@ -39,7 +39,7 @@ bench: $(STAMP)
 # Style, then layering: the import contracts in pyproject.toml (docs/toolkit.md).
 # The docs' code samples are laid out by hand for reading, so only .py is formatted.
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check --extend-exclude '*.md' . \
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . \
 		&& $(BIN)/lint-imports
 
 format: $(STAMP)
