@@ -31,6 +31,7 @@
     online: new Set(),
     open: null, // the open conversation, see openState()
     connected: false,
+    reconnected: false, // a system.connected came before: the next one catches up
   };
   let socket = null;
 
@@ -75,6 +76,11 @@
     if (conv.kind === "direct") return nameOf(other(conv));
     if (conv.title) return conv.title;
     return conv.member_ids.filter((id) => id !== me).map(nameOf).join(", ") || "Group";
+  }
+
+  // The reader's local time of a UTC timestamp, as 09:41.
+  function clock(timestamp) {
+    return new Date(timestamp).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   }
 
   function clientId() {
@@ -256,13 +262,14 @@
     for (const timer of open.typing.values()) clearTimeout(timer);
     if (state.connected) socket.send("conversation.unsubscribe", { conversation_id: open.id });
     state.open = null;
+    $("conversation").dataset.state = "closed";
   }
 
   function closeConversation() {
     if (state.open) leaveOpen();
     root.classList.remove("open");
     $("conversation").hidden = true;
-    history.replaceState(null, "", location.pathname);
+    history.replaceState(null, "", location.pathname + location.search);
     renderList();
   }
 
@@ -272,6 +279,7 @@
     const open = state.open;
     if (!open || !open.ready || !state.connected) return; // system.connected will
     open.subscribed = false;
+    $("conversation").dataset.state = "syncing";
     try {
       await socket.request("conversation.subscribe", {
         conversation_id: open.id, since: open.lastSeq,
@@ -286,6 +294,7 @@
     const open = state.open;
     if (!open || p.conversation_id !== open.id) return;
     open.subscribed = true;
+    $("conversation").dataset.state = "live"; // also tells tests it is listening
     // Sends made while offline (or whose confirmation the drop swallowed) go again;
     // a client_id the server already stored answers with the original.
     for (const [id, entry] of open.outbox) socket.send("message.send", entry.payload, `send-${id}`);
@@ -307,7 +316,7 @@
     const item = el("li", mine ? "message mine" : "message");
     const meta = el("div", "meta");
     meta.append(el("span", "sender", mine ? "you" : nameOf(payload.sender_id)));
-    meta.append(el("span", "time", ` · ${(payload.created_at || "").slice(11, 16)}`));
+    meta.append(el("span", "time", payload.created_at ? ` · ${clock(payload.created_at)}` : ""));
     meta.append(el("span", "edited"));
     item.append(meta, el("div", "bubble"), el("div", "actions"), el("div", "receipt"));
     return item;
@@ -329,7 +338,9 @@
     const counts = payload.reactions || {};
     for (const emoji of REACTIONS) {
       const count = counts[emoji] || 0;
-      const button = el("button", "reaction", count ? `${emoji} ${count}` : emoji);
+      const button = el("button", "reaction");
+      button.append(el("span", "emoji", emoji));
+      if (count) button.append(document.createTextNode(` ${count}`));
       button.type = "button";
       button.dataset.emoji = emoji;
       button.classList.toggle("has-count", count > 0);
@@ -452,6 +463,20 @@
     $("typing").textContent = ids.length
       ? `${ids.map(nameOf).join(", ")} ${ids.length > 1 ? "are" : "is"} typing…`
       : "";
+  }
+
+  // Edits, deletes and reactions to messages already shown are not replayed after a
+  // reconnect (`since` replays newer seqs only): the newest page brings them.
+  async function refreshShown(open) {
+    try {
+      const page = await api("GET", `${API}${open.id}/messages/?limit=${PAGE}`);
+      for (const payload of page.results) {
+        const entry = state.open === open && open.bySeq.get(payload.seq);
+        if (!entry) continue; // not shown yet: the subscription's replay brings it
+        entry.payload = payload;
+        drawMessage(entry);
+      }
+    } catch (err) { /* the next reconnect tries again */ }
   }
 
   async function loadOlder() {
@@ -608,29 +633,48 @@
     const id = frame.request_id || "";
     const open = state.open;
     if (id.startsWith("send-") && open) {
-      const entry = open.outbox.get(id.slice(5));
-      if (entry && p.code !== "RATE_LIMITED") {
+      const key = id.slice(5);
+      const entry = open.outbox.get(key);
+      if (entry && p.code === "RATE_LIMITED") { // still pending: again when allowed
+        setTimeout(() => {
+          if (state.open === open && open.subscribed && open.outbox.has(key)) {
+            socket.send("message.send", entry.payload, id);
+          }
+        }, (p.retry_after || 1) * 1000);
+      } else if (entry) {
         entry.item.classList.add("failed");
         entry.item.querySelector(".meta").textContent = `not sent: ${p.message}`;
-        open.outbox.delete(id.slice(5));
+        open.outbox.delete(key);
       }
     }
     if (!frame.request_id || !frame.request_id.startsWith("c-")) status(`${p.code}: ${p.message}`);
   }
 
   function connect() {
-    socket = new RealtimeSocket(() => ticketUrl(PATH));
+    // ?debug on the page's URL logs every frame to the console and lets the console
+    // (or a test) reach the socket as window.messengerSocket.
+    const debug = new URLSearchParams(location.search).has("debug");
+    const log = debug
+      ? (direction, frame) => console.debug(direction, JSON.stringify(frame))
+      : null;
+    socket = new RealtimeSocket(() => ticketUrl(PATH), { log });
+    if (debug) window.messengerSocket = socket;
     socket.on("system.connected", (p) => {
       state.connected = true;
       state.online = new Set(p.online || []);
       status("connected");
-      // Catch up on what the list missed while offline, then the open conversation.
-      loadConversations().catch((err) => status(`list: ${err.message}`));
+      renderList();
+      if (state.reconnected) { // catch up on what happened while offline
+        loadConversations().catch((err) => status(`list: ${err.message}`));
+        if (state.open && state.open.ready) refreshShown(state.open);
+      }
+      state.reconnected = true;
       if (state.open) subscribe();
     });
     socket.on("socket.close", (p) => {
       state.connected = false;
       if (state.open) state.open.subscribed = false;
+      $("conversation").dataset.state = "offline";
       status(p.code === 4008 || p.code === 4001 ? "signed out: reload the page" : "reconnecting…");
     });
     socket.on("conversation.synced", onSynced);
