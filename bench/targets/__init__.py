@@ -8,6 +8,7 @@ from .base import Target, TargetUnavailable
 
 TARGETS = {
     "baseline": "bench.targets.baseline:Baseline",
+    "baseline_messenger": "bench.targets.baseline_messenger:BaselineMessenger",
     "naive_channels": "bench.targets.naive_channels:NaiveChannels",
     "ours": "bench.targets.ours:Ours",
     "ours_uvicorn": "bench.targets.ours:OursUvicorn",

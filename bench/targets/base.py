@@ -41,6 +41,63 @@ class Stream:
     )
 
 
+@dataclass
+class Messenger:
+    """Messenger users' devices and who sends where (workload W5).
+
+    ``devices``: one dict per socket, ``{"url", "subscribe": [conversation ids],
+    "sends": {phase: conversation id}}`` (phases ``direct`` and ``group``); a device
+    sends only in the phases it names. Every URL is already authenticated.
+    """
+
+    devices: list[dict]
+    users: int
+    directs: int
+    group_size: int
+
+
+DEVICES_PER_USER = 2
+
+
+def messenger_plan(
+    n_users: int, n_directs: int, group_size: int
+) -> tuple[list[tuple[int, int]], list[int]]:
+    """Which user indexes pair up (user 2k with 2k + 1) and which are in the group
+    (the first group_size); the same plan for every target."""
+    if 2 * n_directs > n_users or group_size > n_users:
+        raise ValueError("more directs or group members than users")
+    return [(2 * k, 2 * k + 1) for k in range(n_directs)], list(range(group_size))
+
+
+def messenger_devices(
+    urls: list[list[str]],
+    pairs: list[tuple[int, int]],
+    direct_ids: list[str],
+    group: list[int],
+    group_id: str,
+) -> list[dict]:
+    """Device dicts for user i's URLs urls[i]: each subscribes to its user's
+    conversations; a pair's first user's first device sends in it, and the group's
+    first member's first device sends in the group."""
+    convs: list[list[str]] = [[] for _ in urls]
+    sends: list[dict] = [{} for _ in urls]
+    for (a, b), cid in zip(pairs, direct_ids, strict=True):
+        convs[a].append(cid)
+        convs[b].append(cid)
+        sends[a]["direct"] = cid
+    for i in group:
+        convs[i].append(group_id)
+    if group:
+        sends[group[0]]["group"] = group_id
+    out = []
+    for i, user_urls in enumerate(urls):
+        for d, url in enumerate(user_urls):
+            out.append(
+                {"url": url, "subscribe": convs[i], "sends": sends[i] if d == 0 else {}}
+            )
+    return out
+
+
 def free_port() -> int:
     """Ask the kernel for a free loopback port."""
     with socket.socket() as s:
@@ -83,6 +140,11 @@ class Target:
 
     def stream(self, n_viewers: int) -> Stream:
         """Create a camera stream with n_viewers viewers plus a stalled one."""
+        raise NotImplementedError
+
+    def messenger(self, n_users: int, n_directs: int, group_size: int) -> Messenger:
+        """Create n_users users with two devices each, n_directs direct conversations
+        and one group (``messenger_plan``); return the devices (W5)."""
         raise NotImplementedError
 
     # ---- lifecycle ---------------------------------------------------------------
