@@ -1,6 +1,6 @@
 """Adapter for the project's own server ("ours"), set up through its REST flow.
 
-Status: runs against the current tree for W1-W4. It relies on PROTOCOL.md §3, §5, §8,
+Status: runs against the current tree for W1-W5. It relies on PROTOCOL.md §3, §5, §8,
 §9 and on these names, which may move: config.asgi:application, the EnvelopeConsumer
 `throttles` class attribute, and camera.models.Stream(slug, public, publish_token) in
 STREAM_SNIPPET. If any of them breaks, setup raises TargetUnavailable and the harness
@@ -15,10 +15,13 @@ skips the workload (or the whole target), printing why.
            socket ws://127.0.0.1:<port>/ws/sessions/<code>/?token=<token>
   streams  a public stream row (manage.py shell); viewers /ws/streams/<id>/?token=<JWT>,
            camera /ws/streams/<id>/publish/?token=<the stream's publish token>
+  messenger users, conversations and a JWT each (MESSENGER_SNIPPET, manage.py shell;
+           sessions_app.messenger.models); devices /ws/messenger/?token=<JWT>
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
@@ -27,13 +30,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .base import (
+    DEVICES_PER_USER,
     HOST,
     PY,
     ROOT,
+    Messenger,
     Room,
     Stream,
     Target,
     TargetUnavailable,
+    messenger_devices,
+    messenger_plan,
     uvicorn_command,
 )
 from .http import post_json
@@ -56,6 +63,36 @@ STREAM_SNIPPET = os.environ.get(
     "from camera.models import Stream as S; "
     "s,_=S.objects.get_or_create(slug='{sid}', defaults={{'public': True}}); "
     "s.public=True; s.save(); print(s.publish_token)",
+)
+
+# W5: users, direct conversations of the planned pairs and one group, bulk-created with
+# the messenger's models, and a JWT per user; prints them as JSON ({plan} is JSON).
+MESSENGER_SNIPPET = os.environ.get(
+    "BENCH_OURS_MESSENGER_SNIPPET",
+    """
+import json
+from django.contrib.auth import get_user_model
+from rest_framework_simplejwt.tokens import AccessToken
+from sessions_app.messenger.models import Conversation as C, ConversationMember as M
+plan = json.loads({plan!r})
+U = get_user_model()
+users = U.objects.bulk_create(
+    [U(username=f"{{plan['tag']}}u{{i}}", password="!") for i in range(plan["users"])]
+)
+directs = C.objects.bulk_create(
+    [C(kind="direct", direct_key=":".join(map(str, sorted((users[a].pk, users[b].pk)))),
+       created_by=users[a]) for a, b in plan["pairs"]]
+)
+owner = users[plan["group"][0]]
+group = C.objects.create(kind="group", title="bench", created_by=owner)
+pairs = zip(directs, plan["pairs"])
+rows = [M(conversation=c, user=users[i]) for c, p in pairs for i in p]
+rows += [M(conversation=group, user=users[i], role="owner" if k == 0 else "member")
+         for k, i in enumerate(plan["group"])]
+M.objects.bulk_create(rows, batch_size=500)
+print(json.dumps({{"tokens": [str(AccessToken.for_user(u)) for u in users],
+                  "directs": [str(c.pk) for c in directs], "group": str(group.pk)}}))
+""",
 )
 
 
@@ -90,6 +127,7 @@ class Ours(Target):
     """The project's server under daphne, one process, like `make run`."""
 
     name = "ours"
+    workloads = frozenset({"W1", "W2", "W3", "W4", "W5"})
     unset_env = ("REDIS_URL",)  # in-memory channel layer, as in the other targets
 
     def __init__(self) -> None:
@@ -106,6 +144,9 @@ class Ours(Target):
             "ALLOWED_HOSTS": f"{HOST},localhost",
             "SESSION_JOIN_RATE": "1000000/min",
             "LOG_LEVEL": "WARNING",
+            # W5: a 1,000-member group, and tokens minted at set-up that outlive the run
+            "MESSENGER_MAX_MEMBERS": "5000",
+            "JWT_ACCESS_MINUTES": "600",
         }
 
     def _manage(self, *args: str, timeout: float = 180.0) -> str:
@@ -169,6 +210,27 @@ class Ours(Target):
         viewer = f"{self.base_ws}/ws/streams/{sid}/?token={self.jwt}"
         publish = f"{self.base_ws}/ws/streams/{sid}/publish/?token={out[-1]}"
         return Stream(publish, [viewer] * n_viewers, viewer)
+
+    def messenger(self, n_users: int, n_directs: int, group_size: int) -> Messenger:
+        """Users, conversations and tokens through MESSENGER_SNIPPET (manage.py shell);
+        devices at /ws/messenger/?token=<the user's JWT>."""
+        pairs, group = messenger_plan(n_users, n_directs, group_size)
+        plan = {
+            "tag": f"w5{uuid.uuid4().hex[:6]}",
+            "users": n_users,
+            "pairs": pairs,
+            "group": group,
+        }
+        snippet = MESSENGER_SNIPPET.format(plan=json.dumps(plan))
+        out = self._manage("shell", "-c", snippet).strip().splitlines()
+        try:
+            made = json.loads(out[-1])
+        except (IndexError, ValueError) as exc:
+            raise TargetUnavailable("MESSENGER_SNIPPET printed no JSON") from exc
+        ws = f"{self.base_ws}/ws/messenger/?token="
+        urls = [[ws + token] * DEVICES_PER_USER for token in made["tokens"]]
+        devices = messenger_devices(urls, pairs, made["directs"], group, made["group"])
+        return Messenger(devices, n_users, n_directs, group_size)
 
     def finish(self) -> None:
         """Delete the throw-away database."""
