@@ -26,12 +26,19 @@ HEADLINE = {
 }
 RATIOS = [
     ("ours", "baseline"),
+    ("ours", "baseline_messenger"),
+    ("ours_uvicorn", "baseline_messenger"),
     ("ours", "naive_channels"),
     ("ours_uvicorn", "baseline"),
     ("ours_uvicorn", "ours"),
     ("naive_channels", "baseline"),
 ]
-SHORT = {"naive_channels": "naive", "baseline": "base", "ours_uvicorn": "ours_uv"}
+SHORT = {
+    "naive_channels": "naive",
+    "baseline": "base",
+    "baseline_messenger": "base_m",
+    "ours_uvicorn": "ours_uv",
+}
 
 
 def flatten(obj, prefix: str = "") -> dict[str, float]:

@@ -26,8 +26,16 @@ from bench.targets import load
 from bench.targets.base import PY, ROOT, Target
 
 RESULTS = ROOT / "bench" / "results"
-ALL_WORKLOADS = ["W1", "W2", "W3", "W4"]
-DEFAULT_TARGETS = ("baseline", "naive_channels", "ours", "ours_uvicorn")
+ALL_WORKLOADS = ["W1", "W2", "W3", "W4"]  # W5 is opt-in: --workloads W5
+KNOWN_WORKLOADS = [*ALL_WORKLOADS, "W5"]
+# Without --targets, a target runs only if it supports a requested workload.
+DEFAULT_TARGETS = (
+    "baseline",
+    "baseline_messenger",
+    "naive_channels",
+    "ours",
+    "ours_uvicorn",
+)
 QUIET_PCT = 25.0  # --quiet-wait: "quiet" is under a quarter of one core busy
 
 FULL = {
@@ -49,12 +57,32 @@ FULL = {
         "stall_s": 60,
         "concurrency": 20,
     },
+    "W5": {
+        "users": 1000,
+        "directs": 500,
+        "group": 1000,
+        "direct_rate": 200.0,  # msg/s over all direct senders: 800 deliveries/s
+        "direct_window": 1,  # per direct sender
+        "group_window": 4,  # as W1's
+        "fixed_s": 10.0,
+        "sat_s": 10.0,
+        "concurrency": 100,
+    },
 }
 QUICK = {
     "W1": {**FULL["W1"], "ns": [100, 1000], "fixed_s": 3.0, "sat_s": 3.0},
     "W2": {**FULL["W2"], "n": 500, "settle_s": 1.0},
     "W3": {**FULL["W3"], "n": 20, "duration_s": 3.0},
     "W4": {**FULL["W4"], "viewers": 10, "measure_s": 3.0, "stall_s": 5},
+    "W5": {
+        **FULL["W5"],
+        "users": 200,
+        "directs": 100,
+        "group": 200,
+        "direct_rate": 100.0,
+        "fixed_s": 3.0,
+        "sat_s": 3.0,
+    },
 }
 
 
@@ -74,6 +102,9 @@ def build_spec(target: Target, workload: str, p: dict) -> dict:
         }
     if workload == "W3":
         return {"urls": target.session_room(p["n"]).urls, "params": p}
+    if workload == "W5":
+        m = target.messenger(p["users"], p["directs"], p["group"])
+        return {"devices": m.devices, "users": m.users, "params": p}
     s = target.stream(p["viewers"])
     return {
         "publish_url": s.publish_url,
@@ -92,6 +123,8 @@ def budget(workload: str, p: dict) -> float:
         return 240
     if workload == "W3":
         return 90 + p["duration_s"]
+    if workload == "W5":  # connecting (at most 180 s), then three phases and drains
+        return 300 + p["fixed_s"] + 2 * p["sat_s"] + 3 * 60
     return 90 + p["measure_s"] + p["stall_s"] * 1.5
 
 
@@ -220,10 +253,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument(
         "--targets",
-        default=",".join(DEFAULT_TARGETS),
-        help="baseline,naive_channels,ours,ours_uvicorn,trivial",
+        help="baseline,baseline_messenger,naive_channels,ours,ours_uvicorn,trivial "
+        "(default: those that support a requested workload, trivial excepted)",
     )
-    ap.add_argument("--workloads", default=",".join(ALL_WORKLOADS), help="W1,W2,W3,W4")
+    ap.add_argument(
+        "--workloads",
+        default=",".join(ALL_WORKLOADS),
+        help="W1,W2,W3,W4 (default), W5 (messenger) on request",
+    )
     ap.add_argument(
         "--client-procs",
         type=int,
@@ -261,8 +298,15 @@ def main(argv: list[str] | None = None) -> int:
         cfg["W1"]["window"] = args.window
     if args.stall_seconds is not None:
         cfg["W4"]["stall_s"] = args.stall_seconds
-    targets = [t for t in args.targets.split(",") if t]
     workloads = [w for w in args.workloads.upper().split(",") if w]
+    unknown = sorted(set(workloads) - set(KNOWN_WORKLOADS))
+    if unknown:
+        print(f"unknown workloads {', '.join(unknown)} (known: {KNOWN_WORKLOADS})")
+        return 2
+    if args.targets:
+        targets = [t for t in args.targets.split(",") if t]
+    else:
+        targets = [t for t in DEFAULT_TARGETS if set(workloads) & load(t).workloads]
     cpus = cpu_plan(args.pin)
     print(
         f"server cpus {cpus[0] or 'any'}, load generator cpus {cpus[1] or 'any'}, "

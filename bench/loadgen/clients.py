@@ -294,3 +294,72 @@ async def open_stalled(
         raise ConnectionError(f"stalled viewer refused: {head[:80]!r}")
     await loop.sock_sendall(sock, encode_frame(1, SUBSCRIBE))
     return sock
+
+
+SUBSCRIBED = b'"conversation.subscribed"'
+ERROR_TYPE = b'"error"'
+
+
+class Device(Subscriber):
+    """A messenger device (W5): subscribes to its conversations, counts every marked
+    `message.new` (its own echoes too), and sends in the phases it is a sender of.
+
+    In a phase only the phase's senders send, each in its own conversation, so
+    everything marked that reaches a sender is its own echo: `count` (reset per
+    phase) is the echoes that close its window.
+    """
+
+    def __init__(self, hostport: str, path: str, stats: Stats) -> None:
+        super().__init__(hostport, path, stats)
+        self.sends: dict[str, bytes] = {}
+        self.sent = 0
+        self.echo = asyncio.Event()
+        self.want = 0
+        self.subscribed: asyncio.Future | None = None
+        self.errors: list[str] = []
+
+    def subscribe(self, conversation_ids: list[str]) -> asyncio.Future:
+        """Send conversation.subscribe for each; the future ends with the last reply."""
+        self.subscribed = asyncio.get_running_loop().create_future()
+        self.want = len(conversation_ids)
+        for i, cid in enumerate(conversation_ids):
+            self.send_text(
+                b'{"type":"conversation.subscribe","request_id":"s%d",'
+                b'"payload":{"conversation_id":"%s"}}' % (i, cid.encode())
+            )
+        if not self.want:
+            self.subscribed.set_result(0)
+        return self.subscribed
+
+    def send_message(self, phase: str) -> None:
+        """One message.send in the phase's conversation, stamped like W1's chat."""
+        self.sent += 1
+        mark = stamp()
+        self.send_text(
+            b'{"type":"message.send","payload":{"conversation_id":"%s",'
+            b'"content":"%s:%d","client_id":"%s:%d"}}'
+            % (self.sends[phase], mark, self.sent, mark, self.sent)
+        )
+
+    def data_received(self, data: bytes) -> None:
+        """Count as a Subscriber; wake the window when something marked arrived."""
+        before = self.count
+        super().data_received(data)
+        if self.count != before:
+            self.echo.set()
+
+    def on_other(self, op: int, buf: bytearray, start: int, end: int) -> None:
+        """Subscription replies and errors; the rest as any app client."""
+        if op == 1 and buf.find(SUBSCRIBED, start, end) >= 0:
+            self.want -= 1
+            if self.want <= 0 and self.subscribed and not self.subscribed.done():
+                self.subscribed.set_result(0)
+            return
+        if op == 1 and buf.find(ERROR_TYPE, start, min(end, start + 40)) >= 0:
+            if len(self.errors) < 5:
+                self.errors.append(bytes(buf[start:end])[:300].decode(errors="replace"))
+            if self.subscribed and not self.subscribed.done():
+                why = f"subscribe failed: {self.errors[-1] if self.errors else ''}"
+                self.subscribed.set_exception(ConnectionError(why))
+                self.subscribed.exception()  # mark retrieved
+        super().on_other(op, buf, start, end)

@@ -20,7 +20,12 @@ class Worker:
         self.conn = conn
         self.wid = wid
         self.stats = clients.Stats()
-        self.conns: dict[str, list] = {"sub": [], "pinger": [], "viewer": []}
+        self.conns: dict[str, list] = {
+            "sub": [],
+            "pinger": [],
+            "viewer": [],
+            "dev": [],
+        }
         self.sender: clients.Sender | None = None
         self.publisher: clients.Publisher | None = None
         self.pub_task: asyncio.Task | None = None
@@ -83,6 +88,89 @@ class Worker:
             "errors": errors[:5],
             "ms": times,
         }
+
+    async def cmd_m_connect(self, devices, concurrency=50, timeout=30.0, limit=120.0):
+        """W5: open a Device per dict, wait for its first message, subscribe it to
+        its conversations and wait for every reply; `concurrency` at a time."""
+        sem = asyncio.Semaphore(max(1, concurrency))
+        times: list[float] = []
+        errors: list[str] = []
+
+        async def one(d: dict) -> None:
+            async with sem:
+                t0 = time.perf_counter()
+                c = None
+                try:
+                    c = await connect(
+                        d["url"], clients.Device, timeout, True, stats=self.stats
+                    )
+                    c.sends = {k: v.encode() for k, v in d["sends"].items()}
+                    await asyncio.wait_for(c.subscribe(d["subscribe"]), timeout)
+                except Exception as exc:
+                    errors.append(repr(exc)[:200])
+                    if c is not None:
+                        c.close()
+                    return
+                times.append((time.perf_counter() - t0) * 1000.0)
+                self.conns["dev"].append(c)
+
+        tasks = [asyncio.create_task(one(d)) for d in devices]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=limit)
+            for t in pending:
+                t.cancel()
+                errors.append(f"not connected within {limit:.0f} s")
+        return {
+            "ok": len(times),
+            "failed": len(errors),
+            "errors": errors[:5],
+            "ms": times,
+        }
+
+    async def cmd_m_senders(self, phase):
+        """W5: how many of this worker's devices send in `phase`."""
+        return sum(1 for d in self.conns["dev"] if phase in d.sends)
+
+    async def cmd_m_send(self, phase, mode="rate", rate=1.0, window=1, duration=5.0):
+        """W5: this worker's senders of `phase` send for `duration` s: together at
+        `rate` msg/s (round robin), or each keeping `window` unechoed messages."""
+        senders = [d for d in self.conns["dev"] if phase in d.sends]
+        for d in senders:
+            d.sent = d.count = 0
+        t0_ns = time.time_ns()
+        t0 = time.monotonic()
+        end = t0 + duration
+        if senders and mode == "rate":
+            interval = 1.0 / rate
+            nxt = t0
+            i = 0
+            while time.monotonic() < end:
+                senders[i % len(senders)].send_message(phase)
+                i += 1
+                nxt += interval
+                await asyncio.sleep(max(0.0, nxt - time.monotonic()))
+        elif senders:
+
+            async def loop(d: clients.Device) -> None:
+                while time.monotonic() < end and not d.closed.done():
+                    while d.sent - d.count < window:
+                        d.send_message(phase)
+                    d.echo.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(d.echo.wait(), 1.0)
+
+            await asyncio.gather(*(loop(d) for d in senders))
+        return {
+            "senders": len(senders),
+            "sent": sum(d.sent for d in senders),
+            "echoed": sum(d.count for d in senders),
+            "t0_ns": t0_ns,
+            "t1_ns": time.time_ns(),
+        }
+
+    async def cmd_m_errors(self):
+        """W5: error frames the devices received (a few of each device's first)."""
+        return [e for d in self.conns["dev"] for e in d.errors]
 
     async def cmd_connect_sender(self, url, timeout=30.0, wait_first=True):
         """Open the W1 sender (joins last: a join-order fan-out reaches it last)."""

@@ -1,4 +1,4 @@
-"""The four workloads, driven from the load generator's main process via the pool."""
+"""The five workloads, driven from the load generator's main process via the pool."""
 
 from __future__ import annotations
 
@@ -270,4 +270,97 @@ def w4(pool: Pool, spec: dict, probe: ServerProbe, log) -> dict:
     return {"before_stall": before, "with_stall": stalled}
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4}
+def _w5_phase(
+    pool: Pool, probe: ServerProbe, phase: str, send: dict, recipients: int, p: dict
+) -> dict:
+    """One W5 phase: the phase's senders send; every device counts what it gets."""
+    pool.call_all("reset")
+    senders = pool.call_all("m_senders", [dict(phase=phase)] * pool.size)
+    total = max(1, sum(senders))
+    kws = [{**send, "phase": phase, "rate": send["rate"] * n / total} for n in senders]
+    ph = probe.phase()
+    runs = pool.call_all("m_send", kws, timeout=send["duration"] + 30)
+    cpu = ph.stop()
+    sent = sum(r["sent"] for r in runs)
+    t0 = min(r["t0_ns"] for r in runs)
+    t1 = max(r["t1_ns"] for r in runs)
+    expected = sent * recipients
+    drain_s = _drain(pool, expected, p.get("drain_max_s", 10.0))
+    st = _stats(pool, "dev")
+    span = max(1e-9, (max(t1, st["last_ns"]) - t0) / 1e9)
+    offered = (
+        f"{send['rate']} msg/s"
+        if send["mode"] == "rate"
+        else f"window {send['window']}"
+    )
+    return {
+        "offered": offered,
+        "senders": sum(senders),
+        "recipients_per_msg": recipients,
+        "messages_sent": sent,
+        "msgs_per_s": round(sent / max(1e-9, (t1 - t0) / 1e9), 2),
+        "expected": expected,
+        "deliveries": st["count"],
+        "lost": max(0, expected - st["count"]),
+        "deliveries_per_s": round(st["count"] / span, 1),
+        **summary(st["hist"]),
+        **cpu,
+        "drain_s": drain_s,
+        "closed_devices": st["closed"],
+        "rate_limited": st["rate_limited"],
+    }
+
+
+def w5(pool: Pool, spec: dict, probe: ServerProbe, log) -> dict:
+    """Messenger: users' devices subscribed to their conversations; direct senders
+    at a fixed total rate then closed loop, then one sender in the big group."""
+    p = spec["params"]
+    devices = spec["devices"]
+    heard: dict[str, int] = {}
+    for d in devices:
+        for cid in d["subscribe"]:
+            heard[cid] = heard.get(cid, 0) + 1
+    direct = next((d["sends"]["direct"] for d in devices if "direct" in d["sends"]), "")
+    group = next((d["sends"]["group"] for d in devices if "group" in d["sends"]), "")
+    log(f"W5: connecting and subscribing {len(devices)} devices")
+    t0 = time.monotonic()
+    parts = split(devices, pool.size)
+    conc = max(1, p.get("concurrency", 100) // pool.size)
+    limit = p.get("connect_limit_s", 180.0)
+    res = pool.call_all(
+        "m_connect",
+        [dict(devices=d, concurrency=conc, limit=limit) for d in parts],
+        timeout=limit + 30,
+    )
+    ms = np.array([m for r in res for m in r["ms"]] or [0.0])
+    out: dict = {
+        "users": spec["users"],
+        "devices": len(devices),
+        "connected": sum(r["ok"] for r in res),
+        "connect_failed": sum(r["failed"] for r in res),
+        "errors": [e for r in res for e in r["errors"]][:5],
+        "connect_s": round(time.monotonic() - t0, 2),
+        "connect_p99_ms": round(float(np.percentile(ms, 99)), 2),
+    }
+    if not out["connected"]:
+        return out
+    _quiesce(pool)
+    phases = [
+        ("direct_fixed", "direct", "rate", p["direct_rate"], 0, p["fixed_s"]),
+        ("direct_saturation", "direct", "window", 0, p["direct_window"], p["sat_s"]),
+        ("group_saturation", "group", "window", 0, p["group_window"], p["sat_s"]),
+    ]
+    for name, phase, mode, rate, window, duration in phases:
+        cid = direct if phase == "direct" else group
+        if not cid:
+            continue
+        log(f"W5: {name}")
+        send = dict(mode=mode, rate=rate, window=window, duration=duration)
+        out[name] = _w5_phase(pool, probe, phase, send, heard[cid], p)
+        _quiesce(pool)
+    out["device_errors"] = [e for r in pool.call_all("m_errors") for e in r][:5]
+    pool.call_all("close_all")
+    return out
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5}
