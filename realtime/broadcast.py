@@ -61,9 +61,9 @@ async def publish_event(group: str, event: dict[str, Any]) -> None:
     """Send a typed event (``{"type": "stream.frame", ...}``) to a group's consumers.
 
     For endpoints that treat each receiver differently (camera flow control): every
-    consumer in ``group`` gets the same dict in its handler named after the type
-    (``stream_frame``). Types are internal names, never ``websocket.*``; receivers must
-    not mutate the event.
+    consumer in ``group`` gets the same dict in the handler its ``events`` table names
+    for the type (``stream.frame`` → ``event_stream_frame``). Types are internal
+    names, never ``websocket.*``; receivers must not mutate the event.
     """
     if event["type"].startswith("websocket."):
         raise ValueError("websocket.* events are not group events")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from realtime.protocol import ErrorCode, RealtimeError
+from realtime.codes import ErrorCode, RealtimeError
 
 
 class DomainError(Exception):

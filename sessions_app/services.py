@@ -8,9 +8,7 @@ answers as ``error`` frames and the REST API as 400/404/403.
 
 from __future__ import annotations
 
-import functools
 import unicodedata
-from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -21,6 +19,7 @@ from realtime.errors import Invalid, NotFound, PermissionDenied
 from realtime.tokens import scoped_token_issue
 from sessions_app.codes import code_generate
 from sessions_app.conf import sessions_settings
+from sessions_app.message_sql import message_insert, message_sql
 from sessions_app.models import (
     MAX_CONTENT,
     MAX_NICKNAME,
@@ -30,7 +29,6 @@ from sessions_app.models import (
     QuestionVote,
     Session,
 )
-from sessions_app.sql import column, table
 
 CODE_ATTEMPTS = 5  # 8.5e11 codes: a second attempt is already vanishingly rare
 
@@ -247,7 +245,7 @@ def message_post(
     """
     text = content_clean(content)
     may_wait = kind == Message.Kind.QUESTION and not participant.is_host
-    sql = _message_sql(connection.vendor)
+    sql = message_sql(connection.vendor)
     mine = {"session_id": session_id, "participant_id": participant.pk}
     try:
         with transaction.atomic(), connection.cursor() as cursor:
@@ -279,7 +277,7 @@ def message_post(
                 client_id=client_id,
                 approved=not pending,
             )
-            _insert(cursor, sql, message)
+            message_insert(cursor, sql, message)
     except _Duplicate as dup:
         return dup.message, False
     except IntegrityError:
@@ -291,83 +289,6 @@ def message_post(
             raise
         return original, False
     return message, True
-
-
-@dataclass(frozen=True)
-class _MessageSQL:
-    """``message_post``'s statements: the hot path of every chat message.
-
-    Built once from the models' metadata and run on the cursor: through the ORM each
-    of these four statements cost ~400 µs of Python on this machine, their SQL ~40
-    (bench W1: a 100-person room was bound by it). Same statements as the ORM would
-    send, placeholders in Django's ``%s`` style for both databases; names from
-    ``sessions_app.sql`` (hence the ``noqa: S608``), every value a parameter.
-    """
-
-    bump: str
-    bump_unless_moderated: str
-    duplicate: str
-    found: str
-    insert: str
-    insert_fields: tuple
-
-
-@functools.cache
-def _message_sql(vendor: str) -> _MessageSQL:
-    session, participant, message = table(Session), table(Participant), table(Message)
-    last_seq, moderated = column(Session, "last_seq"), column(Session, "moderated")
-    where_open = (
-        f"WHERE {column(Session, 'id')} = %s AND {column(Session, 'status')} = %s"
-    )
-    fields = tuple(f for f in Message._meta.concrete_fields if not f.primary_key)
-    quote = connection.ops.quote_name
-    insert = (
-        f"INSERT INTO {message} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(fields))})"
-    )
-    if vendor != "sqlite":  # SQLite: cursor.lastrowid, on every version Django takes
-        insert += f" RETURNING {column(Message, 'id')}"
-    return _MessageSQL(
-        bump=f"UPDATE {session} SET {last_seq} = {last_seq} + 1 {where_open}",  # noqa: S608
-        bump_unless_moderated=(
-            f"UPDATE {session} SET {last_seq} = CASE WHEN {moderated} "  # noqa: S608
-            f"THEN {last_seq} ELSE {last_seq} + 1 END {where_open}"
-        ),
-        duplicate=(
-            f"SELECT {column(Message, 'id')} FROM {message} "  # noqa: S608
-            f"WHERE {column(Message, 'session')} = %s "
-            f"AND {column(Message, 'participant')} = %s "
-            f"AND {column(Message, 'client_id')} = %s"
-        ),
-        found=(
-            f"SELECT p.{column(Participant, 'nickname')}, s.{last_seq}, s.{moderated} "  # noqa: S608
-            f"FROM {participant} p JOIN {session} s "
-            f"ON s.{column(Session, 'id')} = p.{column(Participant, 'session')} "
-            f"WHERE p.{column(Participant, 'id')} = %s "
-            f"AND p.{column(Participant, 'session')} = %s"
-        ),
-        insert=insert,
-        insert_fields=fields,
-    )
-
-
-def _insert(cursor: Any, sql: _MessageSQL, message: Message) -> None:
-    """Store a new ``message`` as ``save()`` would (defaults, ``auto_now_add``).
-
-    Every concrete field but the key is written: a field computed by the database
-    (``db_default``, ``GeneratedField``) added to ``Message`` would need leaving out
-    here, as ``save()`` does.
-    """
-    params = [
-        field.get_db_prep_save(field.pre_save(message, True), connection)
-        for field in sql.insert_fields
-    ]
-    cursor.execute(sql.insert, params)
-    message.pk = (
-        cursor.lastrowid if connection.vendor == "sqlite" else cursor.fetchone()[0]
-    )
-    message._state.adding = False
-    message._state.db = connection.alias
 
 
 def _question(session_id: int, message_id: int, *, approved: bool = True) -> Message:

@@ -9,7 +9,7 @@ from django.db import IntegrityError, connection
 
 from realtime.errors import Invalid, NotFound, PermissionDenied
 from realtime.tokens import scoped_token_verify
-from sessions_app import codes, selectors, services
+from sessions_app import codes, message_sql, selectors, services
 from sessions_app.models import Message, Participant, Session
 
 pytestmark = pytest.mark.django_db
@@ -148,11 +148,11 @@ def test_client_id_race_between_processes_returns_the_original(
 ):
     """Another process stores the same client_id between our check and insert."""
     original, _ = post(session, ann, "first", client_id="c9")
-    real_sql = services._message_sql(connection.vendor)
+    real_sql = message_sql.message_sql(connection.vendor)
     # The check inside the transaction sees nothing, as if the other process's row
     # had not been committed yet; the insert then meets the unique constraint.
     blind = dataclasses.replace(real_sql, duplicate=real_sql.duplicate + " AND 1 = 0")
-    monkeypatch.setattr(services, "_message_sql", lambda vendor: blind)
+    monkeypatch.setattr(services, "message_sql", lambda vendor: blind)
     again, created = post(session, ann, "second", client_id="c9")
     assert not created and again.pk == original.pk
     session.refresh_from_db()
