@@ -41,13 +41,27 @@ from sessions_app.messenger.messaging import (
     reaction_toggle,
 )
 from sessions_app.messenger.payloads import (
+    ConversationActivity,
+    ConversationInfo,
+    ConversationOnly,
     ConversationRef,
+    ConversationState,
     Edit,
+    MemberChange,
     MessageRef,
+    MessengerConnected,
+    MessengerDeleted,
+    MessengerEdited,
+    MessengerMessage,
+    MessengerReactions,
+    MessengerRead,
+    MessengerTyping,
     React,
     Send,
     Subscribe,
     Typing,
+    UserOffline,
+    UserOnline,
 )
 from sessions_app.messenger.selectors import (
     MemberState,
@@ -74,6 +88,26 @@ class MessengerConsumer(EnvelopeConsumer):
         "message.react": React,
         "message.read": MessageRef,
         "typing": Typing,
+    }
+    sends = {
+        "system.connected": MessengerConnected,
+        "conversation.subscribed": ConversationState,
+        "conversation.synced": ConversationState,
+        "conversation.unsubscribed": ConversationOnly,
+        "message.new": MessengerMessage,
+        "message.edited": MessengerEdited,
+        "message.deleted": MessengerDeleted,
+        "message.read": MessengerRead,
+        "message.reactions": MessengerReactions,
+        "typing": MessengerTyping,
+        "conversation.activity": ConversationActivity,
+        "conversation.created": ConversationInfo,
+        "conversation.updated": ConversationInfo,
+        "conversation.deleted": ConversationOnly,
+        "member.added": MemberChange,
+        "member.removed": MemberChange,
+        "user.online": UserOnline,
+        "user.offline": UserOffline,
     }
     events = frozenset(
         {notify.ACTIVITY, notify.UNREAD, notify.MEMBERSHIP, presence.PRESENCE}
@@ -276,17 +310,23 @@ class MessengerConsumer(EnvelopeConsumer):
         await self.send_frame(CONVERSATION_ACTIVITY, payload)
 
     async def event_messenger_membership(self, event: dict) -> None:
-        if event["user_id"] not in (None, self.user.pk):
-            return
+        """This user joined or left a conversation, or someone joined one of its."""
         cid = event["conversation_id"]
-        if event["joined"]:
+        if event["user_id"] in (None, self.user.pk):
+            if not event["joined"]:
+                self.states.pop(cid, None)
+                await self._drop(cid)
+                await self.leave_group(activity_group(cid))
+                return
             if cid not in self.states:
                 self.states[cid] = MemberState(0, False)
                 await self.join_group(activity_group(cid))
-            return
-        self.states.pop(cid, None)
-        await self._drop(cid)
-        await self.leave_group(activity_group(cid))
+        for user_id in event.get("member_ids", ()):  # new contacts: are they on?
+            if user_id != self.user.pk and user_id not in self.contacts:
+                self.contacts.add(user_id)
+                if presence.is_online(user_id):
+                    text = encode_frame(presence.USER_ONLINE, {"user_id": user_id})
+                    await self.contact_changed(user_id, True, text)
 
     async def event_messenger_presence(self, event: dict) -> None:
         await self.contact_changed(event["user_id"], event["online"], event["text"])

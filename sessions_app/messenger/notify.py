@@ -19,7 +19,7 @@ once per event (never per receiver) and sent through ``realtime.broadcast``:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -28,6 +28,7 @@ from django.db import transaction
 from realtime.broadcast import broadcast, publish_event
 from realtime.protocol import encode_frame
 from sessions_app.messenger import frames
+from sessions_app.messenger.conf import knob
 from sessions_app.messenger.groups import (
     activity_group,
     conversation_group,
@@ -43,7 +44,8 @@ logger = logging.getLogger("sessions_app.messenger")
 
 ACTIVITY = "messenger.activity"  # {"conversation_id", "seq", "sender_id"}
 UNREAD = "messenger.unread"  # {"conversation_id", "seq", "unread"}
-MEMBERSHIP = "messenger.membership"  # {"conversation_id", "user_id", "joined", "text"}
+# {"conversation_id", "user_id", "joined", "member_ids"}
+MEMBERSHIP = "messenger.membership"
 
 # (group, encoded frame, seq) for a broadcast, or (group, event) for a typed event
 Push = tuple[str, str, int | None] | tuple[str, dict[str, Any]]
@@ -92,15 +94,22 @@ def _unread(conversation_id: Any, seq: int, only: int | None = None) -> list[Pus
 
 
 def _membership(
-    conversation_id: Any, user_id: int | None, joined: bool, user_ids: Iterable[int]
+    conversation_id: Any,
+    user_id: int | None,
+    joined: bool,
+    user_ids: list[int],
+    members: Sequence[int] = (),
 ) -> list[Push]:
-    """``text`` to every device of ``user_ids``; the sockets of ``user_id`` (all of
-    them when ``None``) join or leave the conversation's groups first."""
+    """To every device of ``user_ids``: the sockets of ``user_id`` (all of them when
+    ``None``) join or leave the conversation's groups. ``members`` of a conversation
+    small enough to show presence become each other's contacts (``member_ids``)."""
+    small = len(members) <= knob("MESSENGER_PRESENCE_MAX_GROUP")
     event = {
         "type": MEMBERSHIP,
         "conversation_id": str(conversation_id),
         "user_id": user_id,
         "joined": joined,
+        "member_ids": list(members) if small else [],
     }
     return [(inbox_group(member), event) for member in user_ids]
 
@@ -168,7 +177,7 @@ def conversation_created(conversation: Conversation, user_ids: list[int]) -> Non
     payload = frames.conversation_payload(conversation)
     _after_commit(
         lambda: (
-            _membership(conversation.pk, None, True, user_ids)
+            _membership(conversation.pk, None, True, user_ids, user_ids)
             + _to_users(user_ids, frames.CONVERSATION_CREATED, payload)
         )
     )
@@ -191,11 +200,12 @@ def conversation_deleted(conversation_id: Any, user_ids: list[int]) -> None:
 
 
 def member_added(conversation_id: Any, user_id: int, user_ids: list[int]) -> None:
-    """To every member's devices, the new member's included (which join first)."""
+    """To every member's devices, the new member's included (which join first);
+    in a small group, the new member and the others become contacts."""
     payload = frames.member_payload(conversation_id, user_id)
     _after_commit(
         lambda: (
-            _membership(conversation_id, user_id, True, [user_id])
+            _membership(conversation_id, user_id, True, user_ids, user_ids)
             + _to_users(user_ids, frames.MEMBER_ADDED, payload)
         )
     )

@@ -18,15 +18,15 @@ PASSWORD = "pw-Secret-123"  # what DaphneServer.create_user sets
 
 
 def signed_in_page(browser, server: DaphneServer, username: str, errors: list[str]):
-    """A context of its own (own cookies), signed in through the admin login form
-    that ``/messenger/`` sends a visitor to, and back on the messenger."""
+    """A context of its own (own cookies), signed in through the login form that
+    ``/messenger/`` sends a visitor to, and back on the messenger."""
     page = browser.new_context(viewport=DESKTOP).new_page()
     page.set_default_timeout(WAIT_MS)
     page.on("pageerror", lambda exc: errors.append(f"{username}: {exc}"))
     # Shown by pytest when the test fails: what each page sent and received.
     page.on("console", lambda msg: print(username, msg.text))
     page.goto(server.url("/messenger/?debug"))  # frames on the console: see below
-    assert "/admin/login/" in page.url
+    assert "/accounts/login/" in page.url
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")
@@ -37,9 +37,9 @@ def signed_in_page(browser, server: DaphneServer, username: str, errors: list[st
 
 def test_two_people_talk_in_a_direct_conversation(tmp_path):
     with DaphneServer(tmp_path) as server:
-        # The admin login form signs in staff only: the page's login URL.
-        alice_user = server.create_user("alice", staff=True)
-        bob_user = server.create_user("bob", staff=True)
+        # Ordinary users: the pages' login form is not the admin's.
+        alice_user = server.create_user("alice")
+        bob_user = server.create_user("bob")
         with chromium() as (browser, expect):
             expect.set_options(timeout=WAIT_MS)
             errors: list[str] = []

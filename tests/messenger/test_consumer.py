@@ -367,6 +367,22 @@ async def test_new_conversations_and_members_reach_every_device(alice, bob, caro
     await b.disconnect()
 
 
+async def test_new_contacts_learn_each_others_presence(alice, bob):
+    """Alice and Bob are online but share nothing; a conversation between them makes
+    them contacts, and each is told the other is on."""
+    a, hello = await device(alice)
+    b, _ = await device(bob)
+    assert hello["online"] == []
+    await sync_to_async(services.conversation_create)(
+        user=alice, member_ids=[bob.pk], kind="direct"
+    )
+    assert (await next_of(a, "user.online"))["user_id"] == bob.pk
+    assert (await next_of(b, "user.online"))["user_id"] == alice.pk
+    await b.disconnect()
+    assert (await next_of(a, "user.offline"))["user_id"] == bob.pk
+    await a.disconnect()
+
+
 async def test_guests_and_strangers_are_refused(alice):
     guest = scoped_token_issue(
         {"kind": "participant", "session": "ABCDEFGH", "pid": 1}, ttl=60

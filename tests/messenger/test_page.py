@@ -20,7 +20,7 @@ def _body(response) -> bytes:
 def test_a_visitor_is_sent_to_sign_in(client):
     page = client.get("/messenger/")
     assert page.status_code == 302
-    assert page["Location"] == "/admin/login/?next=/messenger/"
+    assert page["Location"] == "/accounts/login/?next=/messenger/"
     names = client.get("/messenger/names/")
     assert names.status_code == 302
 

@@ -94,6 +94,7 @@ async def test_a_rest_removal_tells_the_removed_users_sockets(group, alice, bob)
         "conversation_id": str(group.pk),
         "user_id": bob.pk,
         "joined": False,
+        "member_ids": [],
     }
     (removed,) = bobs.frames()
     assert removed["type"] == "member.removed"
