@@ -196,7 +196,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"  # any user; the admin's form takes staff only
+LOGIN_REDIRECT_URL = "/"
 
 # ---------------------------------------------------------------------------- realtime
 # Each app declares its knobs and their defaults once, in its conf.py, and reads them

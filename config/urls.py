@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth.views import LoginView, LogoutView
 from django.urls import include, path
 from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -12,6 +13,9 @@ from realtime.api import StatsView, TicketView, healthz, metrics_view, readyz
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Sign-in for everyone (the admin's own form takes staff only): the pages' login.
+    path("accounts/login/", LoginView.as_view(), name="login"),
+    path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("api/auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
     path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
     path("api/realtime/tickets/", TicketView.as_view(), name="realtime-tickets"),
