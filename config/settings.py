@@ -169,7 +169,6 @@ REST_FRAMEWORK = {
     # own X-Forwarded-For and anyone could reset their bucket. Behind one proxy: 1.
     "NUM_PROXIES": env_number("NUM_PROXIES", 0, minimum=0),
     "DEFAULT_THROTTLE_RATES": {
-        "session_join": env_str("SESSION_JOIN_RATE", "20/min"),
         "ticket": env_str("TICKET_RATE", "60/min"),
     },
 }

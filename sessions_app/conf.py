@@ -48,6 +48,12 @@ sessions_settings = AppSettings(
             minimum=1,
             doc="people a welcome's online list names at most",
         ),
+        # Guest joins (sessions_app.join_limits): misses per client address ...
+        Knob("SESSION_JOIN_MISS_LIMIT", 30, "int", minimum=1, doc="unknown codes"),
+        Knob("SESSION_JOIN_MISS_WINDOW", 60.0, "float", minimum=1, doc="seconds"),
+        # ... and joins of one known session, from any number of addresses.
+        Knob("SESSION_JOIN_LIMIT", 1000, "int", minimum=1, doc="joins per session"),
+        Knob("SESSION_JOIN_WINDOW", 60.0, "float", minimum=1, doc="seconds"),
         # Per connection: generous for people, a wall for scripts.
         Knob(
             "SESSION_THROTTLES",

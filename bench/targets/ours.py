@@ -142,7 +142,7 @@ class Ours(Target):
             "DEBUG": "0",
             "SECRET_KEY": "bench-not-secret-" + "x" * 40,
             "ALLOWED_HOSTS": f"{HOST},localhost",
-            "SESSION_JOIN_RATE": "1000000/min",
+            "SESSION_JOIN_LIMIT": "1000000",
             "LOG_LEVEL": "WARNING",
             # W5: a 1,000-member group, and tokens minted at set-up that outlive the run
             "MESSENGER_MAX_MEMBERS": "5000",

@@ -14,12 +14,12 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.throttling import BaseThrottle
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
-from sessions_app import notify, selectors, services
+from sessions_app import join_limits, notify, selectors, services
 from sessions_app.api.authentication import (
     CanReadSession,
     IsSessionHost,
@@ -123,20 +123,28 @@ class SessionDetailView(SessionView):
 
 
 class SessionJoinView(APIView):
-    """A guest joins with a nickname and gets its participant token (no auth)."""
+    """A guest joins with a nickname and gets its participant token (no auth).
+
+    Throttled by what guessing produces, not by joins (``sessions_app.join_limits``):
+    a venue's audience behind one address all get in.
+    """
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "session_join"  # codes must be slow to guess
 
     @extend_schema(request=JoinSerializer, responses={201: JoinResultSerializer})
     def post(self, request: Request, code: str) -> Response:
+        address = BaseThrottle().get_ident(request)  # NUM_PROXIES decides whose
+        join_limits.join_address_check(address=address)
         session = selectors.session_get(code=code)
-        if session is None:
-            raise exceptions.NotFound("no session with this code")
+        if session is None or not session.is_open:
+            join_limits.join_miss(address=address)
+            if session is None:
+                raise exceptions.NotFound("no session with this code")
+            raise services.SessionClosed()
         data = JoinSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        join_limits.join_session_count(code=session.code)
         participant, token = services.participant_guest_join(
             session=session, nickname=data.validated_data["nickname"]
         )
