@@ -20,6 +20,7 @@ from realtime.callbacks import CallbackTimeout
 from realtime.copilot.agents import Agent, ApiResult, Query
 from realtime.copilot.owner import Owner
 from realtime.copilot.resume import FLUSH_DELAY, DeltaLog, query_timeout
+from realtime.errors import DomainError, realtime_error
 from realtime.protocol import InternalError, RealtimeError
 
 logger = logging.getLogger("realtime.copilot")
@@ -101,9 +102,11 @@ class QueryRun:
             await self._finish(cancelled=True)
         except CallbackTimeout:
             await self._finish(error="TIMEOUT")
-        except RealtimeError as exc:
-            await self.owner.send_error(exc, request_id=self.request_id)
-            await self._finish(error=str(exc.code))
+        except (RealtimeError, DomainError) as exc:
+            # An agent's refusal, wire or domain: translated here, the run's edge.
+            error = exc if isinstance(exc, RealtimeError) else realtime_error(exc)
+            await self.owner.send_error(error, request_id=self.request_id)
+            await self._finish(error=str(error.code))
         except Exception:
             trace = secrets.token_hex(6)
             logger.exception("agent failed trace=%s query=%s", trace, self.query_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from realtime.copilot.agents import Agent, ReferenceAgent
+from realtime.errors import PermissionDenied
 from realtime.protocol import Forbidden
 
 LONG_ANSWER = [f"word{i} " for i in range(60)]
@@ -45,6 +46,13 @@ class BrokenAgent(Agent):
 class RefusingAgent(Agent):
     async def run(self, query, io):
         raise Forbidden("not for you")
+
+
+class DomainRefusingAgent(Agent):
+    """Refuses as a service would: a domain error, not a wire one."""
+
+    async def run(self, query, io):
+        raise PermissionDenied("not for you either")
 
 
 class GreedyAgent(Agent):

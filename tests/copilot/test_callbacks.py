@@ -426,6 +426,7 @@ async def test_agent_bug_answers_internal_and_ends_the_query(token, settings):
     ("agent", "code"),
     [
         ("RefusingAgent", "FORBIDDEN"),
+        ("DomainRefusingAgent", "FORBIDDEN"),
         ("TimeoutBugAgent", "INTERNAL"),
         ("DoubleAgent", "INTERNAL"),
     ],
