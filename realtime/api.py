@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from realtime import metrics
 from realtime.conf import realtime_settings
+from realtime.drain import is_draining
 from realtime.presence import presence_stats
 from realtime.tokens import ticket_issue
 
@@ -92,7 +93,10 @@ async def _check_layer() -> None:
 
 
 async def readyz(request: HttpRequest) -> JsonResponse:
-    """Database, cache and channel layer all answer."""
+    """Database, cache and channel layer all answer; 503 at once while draining, so
+    that the load balancer sends nobody new to a stopping process."""
+    if is_draining():
+        return JsonResponse({"status": "draining", "checks": {}}, status=503)
     checks: dict[str, str] = {}
     for name, check in (
         ("database", lambda: database_sync_to_async(_check_database)()),

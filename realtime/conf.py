@@ -355,6 +355,29 @@ realtime_settings = AppSettings(
             minimum=0.1,
             doc="seconds a client has to take a close frame before it is cut off",
         ),
+        # SIGTERM (realtime.drain): closes 4012 are spread over the window so that
+        # clients do not all reconnect to the other processes in the same instant.
+        Knob(
+            "DRAIN_WINDOW",
+            10.0,
+            "float",
+            minimum=0,
+            doc="seconds over which a stopping process closes its sockets (4012)",
+        ),
+        Knob(
+            "DRAIN_DEADLINE",
+            20.0,
+            "float",
+            minimum=0,
+            doc="seconds from SIGTERM to exit, at least the window (handlers finish)",
+        ),
+        Knob(
+            "LIVE_REPORT_INTERVAL",
+            5.0,
+            "float",
+            minimum=0.1,
+            doc="seconds between a process's reports to the operators' live view",
+        ),
         Knob("TICKET_TTL", 30, "int", minimum=1, doc="seconds a socket ticket lives"),
         Knob(
             "CALLBACK_TIMEOUT",

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
 from pydantic import BaseModel, Field
 
-from realtime import clock, conf, metrics
+from realtime import clock, conf, metrics, recent
 from realtime.auth import validate_refresh_token
 from realtime.broadcast import group_join
 from realtime.callbacks import CallbackRegistry, CallbackTimeout
@@ -45,9 +46,14 @@ class AuthRefreshPayload(StrictModel):
 
 
 class OpenConnections:
-    """Sockets admitted in this process, for the REALTIME_MAX_CONNECTIONS cap."""
+    """Sockets admitted in this process, for the REALTIME_MAX_CONNECTIONS cap.
+
+    ``draining`` is set once the process is stopping (``realtime.drain``): from then
+    on every new socket is closed 4013, as when full.
+    """
 
     count = 0
+    draining = False
 
     def opened(self, endpoint: str) -> None:
         self.count += 1
@@ -59,6 +65,10 @@ class OpenConnections:
 
 
 connections = OpenConnections()
+# This process's consumers, from their handshake until their disconnect: what the
+# drain closes and the operators' live view counts. Weak, so that a consumer the
+# server dropped without a disconnect cannot be kept alive by this set.
+open_consumers: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def admission_refusal(consumer: Any) -> CloseCode | None:
@@ -68,7 +78,11 @@ def admission_refusal(consumer: Any) -> CloseCode | None:
     guest's scoped token on a users-only endpoint (4005).
     """
     auth = consumer.auth
+    if connections.draining:
+        recent.record_close(consumer, CloseCode.TRY_AGAIN_LATER, "draining")
+        return CloseCode.TRY_AGAIN_LATER
     if connections.count >= int(conf.get("REALTIME_MAX_CONNECTIONS")):
+        recent.record_close(consumer, CloseCode.TRY_AGAIN_LATER, "full")
         return CloseCode.TRY_AGAIN_LATER
     if auth.status == "invalid":
         return CloseCode.INVALID_CREDENTIAL
@@ -95,13 +109,14 @@ class CommonMessages:
 
     def start_connection(self: Any) -> None:
         self.callbacks = CallbackRegistry()
+        open_consumers.add(self)
 
     def start_liveness(self: Any) -> None:
         """After ``on_connect``: the heartbeat, and the credential's expiry."""
         hb = heartbeat_settings()
         self.heartbeat = Heartbeat(
             send_ping=lambda nonce: self.send_frame("ping", {"nonce": nonce}),
-            on_dead=lambda: self.close_with(CloseCode.HEARTBEAT_TIMEOUT),
+            on_dead=self._heartbeat_timeout,
             on_beat=self.refresh_membership,
             interval=hb["interval"],
             timeout=hb["timeout"],
@@ -111,12 +126,17 @@ class CommonMessages:
         self.heartbeat.start()
         self._arm_expiry()
 
+    async def _heartbeat_timeout(self: Any) -> None:
+        recent.record_close(self, CloseCode.HEARTBEAT_TIMEOUT, "no pong")
+        await self.close_with(CloseCode.HEARTBEAT_TIMEOUT)
+
     def heard(self) -> None:
         """A valid frame came: the client is alive (it counts as a pong)."""
         if self.heartbeat is not None:
             self.heartbeat.alive()
 
     def stop_connection(self: Any) -> None:
+        open_consumers.discard(self)
         if self.heartbeat is not None:
             self.heartbeat.stop()
         if self._expiry_timer is not None:
@@ -138,6 +158,7 @@ class CommonMessages:
             self._expiry_timer = loop.call_later(min(delay, 3600.0), self._arm_expiry)
             return
         logger.info("credential expired conn=%s", self.conn_id)
+        recent.record_close(self, CloseCode.INVALID_CREDENTIAL, "credential expired")
         self.spawn(self.close_with(CloseCode.INVALID_CREDENTIAL))
 
     # ------------------------------------------------------------------ presence
