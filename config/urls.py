@@ -9,9 +9,12 @@ from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
+from config.live import live_json, live_page_view
 from realtime.api import StatsView, TicketView, healthz, metrics_view, readyz
 
 urlpatterns = [
+    path("admin/realtime/live/", live_page_view, name="admin-realtime-live"),
+    path("admin/realtime/live.json", live_json, name="admin-realtime-live-json"),
     path("admin/", admin.site.urls),
     # Sign-in for everyone (the admin's own form takes staff only): the pages' login.
     path("accounts/login/", LoginView.as_view(), name="login"),
