@@ -25,7 +25,15 @@ from camera.events import (
 )
 from camera.flow import ViewerFlow
 from camera.live import LiveRecorder
-from camera.schemas import Ack, FrameHeader, PosesPayload, Subscribe
+from camera.schemas import (
+    Ack,
+    FrameHeader,
+    PosesPayload,
+    PublishReady,
+    StreamInfo,
+    StreamSubscribed,
+    Subscribe,
+)
 from camera.selectors import stream_get
 from realtime.broadcast import publish_event
 from realtime.conf import realtime_settings
@@ -48,6 +56,13 @@ class ViewerConsumer(EnvelopeConsumer):
     endpoint = "streams"
     auth_required = False  # per stream: see on_connect
     messages = {"stream.subscribe": Subscribe, "frame.ack": Ack}
+    # ``frame`` is followed by its JPEG as one binary frame.
+    sends = {
+        "stream.info": StreamInfo,
+        "stream.subscribed": StreamSubscribed,
+        "frame": FrameHeader,
+        "poses": PosesPayload,
+    }
     events = frozenset({FRAME_EVENT, POSES_EVENT})  # from the worker, per stream
     throttle_setting = "STREAM_THROTTLES"  # camera.conf: ping, stream.subscribe
 
@@ -155,6 +170,7 @@ class IngestConsumer(EnvelopeConsumer):
     auth_required = False  # the publish token is checked in on_connect
     accepts_binary = True
     messages = {"frame": FrameHeader, "poses": PosesPayload}
+    sends = {"publish.ready": PublishReady}
 
     async def on_connect(self) -> None:
         stream = await database_sync_to_async(stream_get)(slug=_stream_id(self.scope))

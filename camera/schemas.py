@@ -67,3 +67,47 @@ class PosesPayload(StrictModel):
     captured_at: float
     markers: list[MarkerJson] = Field(max_length=MAX_MARKERS)
     transforms: list[TransformJson] = Field(max_length=MAX_TRANSFORMS)
+
+
+# ------------------------------------------------------------------ server → client
+# ``frame`` and ``poses`` go to viewers as the worker sent them (FrameHeader,
+# PosesPayload); the rest are shapes for the AsyncAPI document, held to the code
+# that builds them (Stream.info_payload, the consumers) by a test.
+class CameraMatrix(StrictModel):
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    dist: list[float] = Field(min_length=5, max_length=5)
+
+
+class StreamInfo(StrictModel):
+    """``stream.info``: the viewer's first frame (the worker's calibration or guess)."""
+
+    stream_id: str
+    title: str
+    width: int
+    height: int
+    fps: float
+    kinds: list[str]
+    dictionary: str
+    marker_length_m: float
+    camera_matrix: CameraMatrix
+    calibrated: bool
+
+
+class StreamSubscribed(StrictModel):
+    """``stream.subscribed``: what this viewer now receives."""
+
+    kinds: list[str]
+    poses: bool
+    max_fps: float | None
+
+
+class PublishReady(StrictModel):
+    """``publish.ready``: the ingest socket's greeting and its limits."""
+
+    stream_id: str
+    kinds: list[str]
+    max_frame_bytes: int
+    max_text_bytes: int

@@ -25,6 +25,7 @@ urlpatterns = [
     path("api/realtime/stats/", StatsView.as_view(), name="realtime-stats"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/", include("config.apidocs")),  # the sockets' AsyncAPI document
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),

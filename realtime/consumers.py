@@ -72,6 +72,7 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
     task_messages: ClassVar[frozenset[str]] = frozenset()
     replies: ClassVar[dict[str, type[BaseModel] | None]] = {}
     events: ClassVar[frozenset[str]] = frozenset()  # hub events → event_<name>
+    sends: ClassVar[dict[str, type[BaseModel] | dict]] = {}  # S→C types (AsyncAPI)
     # The knob (realtime.conf) with this endpoint's per-type rates, over the
     # toolkit's REALTIME_THROTTLES: operators change them, not the class.
     throttle_setting: ClassVar[str] = ""

@@ -29,6 +29,34 @@ class AnswerPayload(StrictModel):
     answer: str = Field(max_length=500)
 
 
+# ------------------------------------------------------------------ server → client
+class EchoReady(StrictModel):
+    """``echo.ready``: the greeting."""
+
+    user_id: int
+    connection_id: str
+
+
+class EchoQuestion(StrictModel):
+    """``echo.question``: a server → client request, answered by ``echo.answer``."""
+
+    question: str
+
+
+class EchoAnswered(StrictModel):
+    """``echo.answered``: the client's answer, ``null`` after a timeout."""
+
+    answer: str | None
+
+
+class EchoBroadcasted(StrictModel):
+    """``echo.broadcasted``: an ``echo.broadcast`` payload, from every echo socket
+    of the same user."""
+
+    from_: str = Field(alias="from")
+    payload: dict[str, Any]
+
+
 class EchoConsumer(EnvelopeConsumer):
     endpoint = "echo"
     users_only = True
@@ -36,6 +64,13 @@ class EchoConsumer(EnvelopeConsumer):
     messages = {"echo": OpenModel, "echo.ask": AskPayload, "echo.broadcast": OpenModel}
     task_messages = frozenset({"echo.ask"})
     replies = {"echo.answer": AnswerPayload}
+    sends = {
+        "echo.ready": EchoReady,
+        "echo": OpenModel,
+        "echo.question": EchoQuestion,
+        "echo.answered": EchoAnswered,
+        "echo.broadcasted": EchoBroadcasted,
+    }
 
     async def on_connect(self) -> None:
         await self.join_group(user_group(self.user.pk))

@@ -42,6 +42,19 @@ from sessions_app.payloads import (
     ParticipantUpdate,
     QuestionAnswer,
     QuestionAsk,
+    SessionChatMessage,
+    SessionClosedNotice,
+    SessionInfo,
+    SessionMessageHidden,
+    SessionParticipant,
+    SessionPendingQuestion,
+    SessionPresenceChanges,
+    SessionPresenceNotice,
+    SessionQuestion,
+    SessionQuestionUpdated,
+    SessionSynced,
+    SessionTyping,
+    SessionWelcome,
     Typing,
 )
 from sessions_app.selectors import (
@@ -80,6 +93,22 @@ class SessionConsumer(EnvelopeConsumer):
         "typing": Typing,
         "participant.update": ParticipantUpdate,
         "session.close": Empty,
+    }
+    sends = {
+        "session.welcome": SessionWelcome,
+        "session.synced": SessionSynced,
+        "chat.message": SessionChatMessage,
+        "question.asked": SessionQuestion,
+        "question.pending": SessionPendingQuestion,
+        "question.updated": SessionQuestionUpdated,
+        "message.hidden": SessionMessageHidden,
+        "typing": SessionTyping,
+        "participant.updated": SessionParticipant,
+        "participant.joined": SessionPresenceNotice,
+        "participant.left": SessionPresenceNotice,
+        "participants.changed": SessionPresenceChanges,
+        "session.updated": SessionInfo,
+        "session.closed": SessionClosedNotice,
     }
     throttle_setting = "SESSION_THROTTLES"  # per connection; sessions_app.conf
     participant: Participant | None = None

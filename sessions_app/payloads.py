@@ -1,4 +1,5 @@
-"""Payload models of the client → server messages on ``/ws/sessions/<code>/``."""
+"""Payload models of ``/ws/sessions/<code>/``: what clients send, and what
+``sessions_app.frames`` and the consumer send (the AsyncAPI document shows both)."""
 
 from __future__ import annotations
 
@@ -56,3 +57,109 @@ class ParticipantUpdate(StrictModel):
 
 class Empty(StrictModel):
     pass
+
+
+# ------------------------------------------------------------------ server → client
+# Shapes only, for the AsyncAPI document: the server builds these frames in
+# sessions_app.frames, notices and the consumer; a test holds the two together.
+class SessionInfo(StrictModel):
+    """``session.updated``, and the welcome's ``session``."""
+
+    code: str
+    title: str
+    status: str
+    moderated: bool
+
+
+class SessionParticipant(StrictModel):
+    """``participant.updated``, and a participant in other frames."""
+
+    participant_id: int
+    nickname: str
+    role: str
+
+
+class SessionWelcome(StrictModel):
+    """``session.welcome``: the first frame; ``online`` is cut in big rooms."""
+
+    session: SessionInfo
+    you: SessionParticipant
+    online: list[SessionParticipant]
+    online_count: int
+    last_seq: int
+
+
+class SessionSynced(StrictModel):
+    """``session.synced``: the replay after ``?since=`` is complete."""
+
+    last_seq: int
+
+
+class SessionChatMessage(StrictModel):
+    """``chat.message``; a hidden one is a tombstone (``content`` empty)."""
+
+    seq: int
+    message_id: int
+    participant_id: int | None
+    nickname: str
+    content: str
+    created_at: str
+    client_id: str | None = None
+    hidden: bool | None = None
+
+
+class SessionQuestion(SessionChatMessage):
+    """``question.asked``: a chat message with votes."""
+
+    upvotes: int
+    answered: bool
+
+
+class SessionPendingQuestion(SessionQuestion):
+    """``question.pending``: a moderated question waiting for the host (no seq)."""
+
+    seq: None  # type: ignore[assignment]
+
+
+class SessionQuestionUpdated(StrictModel):
+    """``question.updated``."""
+
+    message_id: int
+    upvotes: int
+    answered: bool
+
+
+class SessionMessageHidden(StrictModel):
+    """``message.hidden``; ``seq`` is null for a rejected pending question."""
+
+    message_id: int
+    seq: int | None
+
+
+class SessionTyping(StrictModel):
+    """``typing`` to the others."""
+
+    participant_id: int
+    nickname: str
+    is_typing: bool
+
+
+class SessionPresenceNotice(SessionParticipant):
+    """``participant.joined`` / ``participant.left``."""
+
+    online_count: int | None = None
+
+
+class SessionPresenceChanges(StrictModel):
+    """``participants.changed``: several joins and leaves of a busy room at once."""
+
+    joined: list[SessionParticipant]
+    left: list[SessionParticipant]
+    online_count: int | None = None
+
+
+class SessionClosedNotice(StrictModel):
+    """``session.closed``: precedes the 4010 close."""
+
+    code: str
+    closed_at: str

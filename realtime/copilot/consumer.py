@@ -23,12 +23,23 @@ from realtime.copilot.resume import LogView, delta_log_read, query_timeout, resu
 from realtime.copilot.runs import RUNNING, QueryRun, new_query_id
 from realtime.copilot.schemas import (
     ApiResultPayload,
+    AudioProgress,
+    AudioStarted,
     AudioStartPayload,
+    AudioVad,
     AvailableDataPayload,
+    ClarificationRequest,
+    Connected,
     HumanResponsePayload,
+    QueryAccepted,
     QueryCancelPayload,
     QueryPayload,
+    QueryRef,
+    QueryResumed,
     QueryResumePayload,
+    RequestApi,
+    Response,
+    ResponseDelta,
 )
 from realtime.heartbeat import heartbeat_settings
 from realtime.protocol import (
@@ -58,6 +69,20 @@ class CopilotConsumer(EnvelopeConsumer):
         "available_data": AvailableDataPayload,
         "api_result": ApiResultPayload,
         "human_response": HumanResponsePayload,
+    }
+    sends = {
+        "connected": Connected,
+        "query.accepted": QueryAccepted,
+        "query.resumed": QueryResumed,
+        "response.delta": ResponseDelta,
+        "response": Response,
+        "request_available_data": QueryRef,
+        "request_api": RequestApi,
+        "clarification_request": ClarificationRequest,
+        "audio.started": AudioStarted,
+        "audio.progress": AudioProgress,
+        "audio.stopped": AudioProgress,
+        "audio.vad": AudioVad,
     }
 
     # ------------------------------------------------------------------ lifecycle

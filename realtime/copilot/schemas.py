@@ -72,3 +72,110 @@ class HumanResponsePayload(StrictModel):
     """Reply to ``clarification_request``."""
 
     answer: str = Field(max_length=MAX_QUERY_CHARS)
+
+
+# ------------------------------------------------------------------ server → client
+# Shapes for the AsyncAPI document; a test holds them to the frames the consumer,
+# runs and audio modules send.
+class HeartbeatInfo(StrictModel):
+    interval: float
+    timeout: float
+    max_missed: int
+
+
+class RateLimitInfo(StrictModel):
+    limit: int
+    window: float
+    remaining: int
+
+
+class Connected(StrictModel):
+    """``connected``: the greeting, with the knobs a client paces itself by."""
+
+    user_id: int
+    connection_id: str
+    heartbeat: HeartbeatInfo
+    rate_limit: RateLimitInfo
+    resume_ttl: int
+
+
+class QueryAccepted(StrictModel):
+    """``query.accepted``: ``remaining`` queries in the window after this one."""
+
+    query_id: str
+    remaining: int
+
+
+class QueryResumed(StrictModel):
+    """``query.resumed``: ``count`` stored deltas after ``after`` follow."""
+
+    query_id: str
+    after: int
+    count: int
+    done: bool
+
+
+class ResponseDelta(StrictModel):
+    """``response.delta``: ``index`` counts 1, 2, 3… per query."""
+
+    query_id: str
+    delta: str
+    index: int
+
+
+class Response(StrictModel):
+    """``response``: always ends an accepted query."""
+
+    query_id: str
+    text: str
+    sources: list[dict[str, Any]] | None = None
+    cancelled: bool | None = None
+    error: str | None = None
+
+
+class QueryRef(StrictModel):
+    """``request_available_data``: a server → client request (``available_data``)."""
+
+    query_id: str
+
+
+class RequestApi(StrictModel):
+    """``request_api``: a server → client request (``api_result``)."""
+
+    query_id: str
+    method: str
+    path: str
+    params: dict[str, Any]
+
+
+class ClarificationRequest(StrictModel):
+    """``clarification_request``: a server → client request (``human_response``)."""
+
+    query_id: str
+    question: str
+    options: list[str] | None = None
+
+
+class AudioStarted(StrictModel):
+    """``audio.started``."""
+
+    format: str
+    sample_rate: int
+    channels: int
+    max_frame_bytes: int
+
+
+class AudioProgress(StrictModel):
+    """``audio.progress`` (every 0.5 s while audio flows) and ``audio.stopped``."""
+
+    bytes: int
+    frames: int
+    ms: int
+    dropped: int
+
+
+class AudioVad(StrictModel):
+    """``audio.vad``: the reference agent's speech hook (energy VAD, audio time)."""
+
+    speaking: bool
+    at_ms: int
