@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export DEBUG ?= 1
 
-.PHONY: run test bench lint format clean
+.PHONY: run test bench lint format clean check-deploy
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ run: $(STAMP)
 	@echo "  API docs     http://$(HOST):$(PORT)/api/docs/"
 	@echo "  Sockets      ws://$(HOST):$(PORT)/ws/..."
 	@echo ""
-	$(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application
+	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 
 # The coverage table comes last and ends with its TOTAL line.
 test: $(STAMP)
@@ -41,6 +41,12 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . \
 		&& $(BIN)/lint-imports
+
+# The deploy/ files: alert rules through promtool (Debian's prometheus package), the
+# Grafana dashboard as JSON.
+check-deploy:
+	promtool check rules deploy/prometheus/alerts.yml
+	$(PYTHON) -c "import json; json.load(open('deploy/grafana/realtime.json'))"
 
 format: $(STAMP)
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
