@@ -25,6 +25,7 @@ from camera.events import (
 )
 from camera.flow import ViewerFlow
 from camera.live import LiveRecorder
+from camera.metrics import flow_meters
 from camera.schemas import (
     Ack,
     FrameHeader,
@@ -113,14 +114,22 @@ class ViewerConsumer(EnvelopeConsumer):
 
     async def on_frame_ack(self, payload: Ack, envelope: ClientEnvelope) -> None:
         for event in self.flow.ack(payload.seq, payload.kind, self._now()):
+            flow_meters(event["kind"])[0].inc()
             await self._send_frame(event)
 
     # ------------------------------------------------------------ group events
     async def event_stream_frame(self, event: dict[str, Any]) -> None:
         if self.closing:
             return
-        if self.flow.offer(event["kind"], event["seq"], event, self._now()):
+        flow, kind = self.flow, event["kind"]
+        replaced, skipped = flow.replaced, flow.skipped
+        if flow.offer(kind, event["seq"], event, self._now()):
+            flow_meters(kind)[0].inc()
             await self._send_frame(event)
+        elif flow.replaced != replaced:
+            flow_meters(kind)[1].inc()
+        elif flow.skipped != skipped:
+            flow_meters(kind)[2].inc()
 
     async def event_stream_poses(self, event: dict[str, Any]) -> None:
         if not self.closing and self.flow.wants_poses(event["seq"], self._now()):

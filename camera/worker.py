@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from camera.markers import KINDS, DetectorConfig
+from camera.metrics import WorkerMeters
 from camera.pipeline import FrameResult, process_frame
 from camera.publisher import PublishedFrame, Publisher, PublishError, backoff_delays
 from camera.sources import Frame, FrameSource, SourceDropped, SourceError
@@ -52,11 +53,13 @@ class Tally:
         self.detect_ms += result.detect_ms
         self.encode_ms += result.encode_ms
 
+    def fps(self, now: float) -> float:
+        return self.frames / max(now - self.started, 1e-9)
+
     def line(self, now: float) -> str:
-        elapsed = max(now - self.started, 1e-9)
         n = max(self.frames, 1)
         return (
-            f"{self.frames} frames, {self.frames / elapsed:.1f} fps, "
+            f"{self.frames} frames, {self.fps(now):.1f} fps, "
             f"detect {self.detect_ms / n:.1f} ms, encode {self.encode_ms / n:.1f} ms, "
             f"{self.markers} markers, {self.dropped} dropped"
         )
@@ -87,12 +90,14 @@ class Worker:
         *,
         say: Callable[[str], None] = print,
         clock: Callable[[], float] = time.monotonic,
+        meters: WorkerMeters | None = None,
     ) -> None:
         self.config = config
         self.source = source
         self.publisher = publisher
         self.say = say
         self.clock = clock
+        self.meters = meters  # Prometheus figures (runcamera --metrics-port)
 
     async def run(self, stop: asyncio.Event) -> WorkerResult:
         cfg = self.config
@@ -138,9 +143,18 @@ class Worker:
                 )
                 total.add(result, published)
                 window.add(result, published)
+                if self.meters is not None:
+                    self.meters.frame(
+                        detect_ms=result.detect_ms,
+                        encode_ms=result.encode_ms,
+                        markers=len(result.markers),
+                        published=published,
+                    )
                 now = self.clock()
                 if now - window.started >= cfg.report_every:
                     self.say(f"{cfg.stream_id}: {window.line(now)}")
+                    if self.meters is not None:
+                        self.meters.fps.set(window.fps(now))
                     window = Tally(now)
                 next_tick += period
                 delay = next_tick - now

@@ -131,6 +131,4 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     )
     if not (local or (user and user.is_staff)):
         return HttpResponse("forbidden\n", status=403, content_type="text/plain")
-    return HttpResponse(
-        metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8"
-    )
+    return HttpResponse(metrics.render(), content_type=metrics.CONTENT_TYPE)

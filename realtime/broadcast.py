@@ -16,6 +16,7 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
+from realtime import metrics
 from realtime.hub import Member, fanout_mode, get_hub
 
 FANOUT_EVENT = "realtime.fanout"
@@ -46,6 +47,7 @@ async def broadcast(
     if seq is not None:
         event["seq"] = seq
         event["stream"] = group
+    metrics.broadcast_published(metrics.frame_type(text))
     await _publish(group, event)
 
 
@@ -54,6 +56,7 @@ async def close_group(group: str, code: int, *, exclude: str | None = None) -> N
     event: dict[str, Any] = {"type": CLOSE_EVENT, "code": int(code)}
     if exclude is not None:
         event["exclude"] = exclude
+    metrics.broadcast_published(CLOSE_EVENT)
     await _publish(group, event)
 
 
@@ -67,6 +70,7 @@ async def publish_event(group: str, event: dict[str, Any]) -> None:
     """
     if event["type"].startswith("websocket."):
         raise ValueError("websocket.* events are not group events")
+    metrics.broadcast_published(event["type"])
     await _publish(group, event)
 
 

@@ -379,6 +379,16 @@ realtime_settings = AppSettings(
             doc="seconds between a process's reports to the operators' live view",
         ),
         Knob("TICKET_TTL", 30, "int", minimum=1, doc="seconds a socket ticket lives"),
+        # Prometheus scrapes each process (docs/operations.md): a second port keeps
+        # /metrics off the public one; each process on a machine needs its own.
+        Knob(
+            "METRICS_PORT",
+            0,
+            "int",
+            minimum=0,
+            doc="port of this process's own metrics server; 0: none (only /metrics)",
+        ),
+        Knob("METRICS_ADDR", "127.0.0.1", doc="address METRICS_PORT listens on"),
         Knob(
             "CALLBACK_TIMEOUT",
             10.0,

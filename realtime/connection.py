@@ -57,11 +57,11 @@ class OpenConnections:
 
     def opened(self, endpoint: str) -> None:
         self.count += 1
-        metrics.connections_open[endpoint] += 1
+        metrics.endpoint_meters(endpoint).opened()
 
     def closed(self, endpoint: str) -> None:
         self.count -= 1
-        metrics.connections_open[endpoint] -= 1
+        metrics.endpoint_meters(endpoint).open_closed()
 
 
 connections = OpenConnections()
@@ -157,7 +157,9 @@ class CommonMessages:
             loop = asyncio.get_running_loop()
             self._expiry_timer = loop.call_later(min(delay, 3600.0), self._arm_expiry)
             return
-        logger.info("credential expired conn=%s", self.conn_id)
+        logger.info(
+            "credential expired conn=%s", self.conn_id, extra=self.log_context()
+        )
         recent.record_close(self, CloseCode.INVALID_CREDENTIAL, "credential expired")
         self.spawn(self.close_with(CloseCode.INVALID_CREDENTIAL))
 
@@ -211,9 +213,12 @@ class CommonMessages:
         async def send(request_id: str) -> None:
             await self.send_frame(type, payload, request_id=request_id)
 
+        requests, timeouts = self.meters.callbacks(type)
+        requests.inc()
         try:
             return await self.callbacks.call(send, expects, timeout)
         except CallbackTimeout as exc:
+            timeouts.inc()
             await self.send_error(
                 RequestTimeout(f"{type} was not answered within {timeout:g} s"),
                 request_id=exc.request_id,

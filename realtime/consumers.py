@@ -22,13 +22,14 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Coroutine, Iterable
+from time import perf_counter
 from typing import Any, ClassVar
 
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from pydantic import BaseModel
 
-from realtime import clock, conf, metrics
+from realtime import clock, conf, logcontext, metrics
 from realtime.auth import MISSING as MISSING_AUTH
 from realtime.broadcast import CLOSE_EVENT, group_join, group_leave
 from realtime.connection import CommonMessages, admission_refusal, connections
@@ -45,6 +46,7 @@ from realtime.protocol import (
     InvalidMessage,
     RateLimited,
     RealtimeError,
+    UnknownType,
     encode_error,
     encode_frame,
 )
@@ -77,6 +79,7 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
     # toolkit's REALTIME_THROTTLES: operators change them, not the class.
     throttle_setting: ClassVar[str] = ""
     inbound: ClassVar[Inbound]
+    meters: ClassVar[metrics.EndpointMeters]  # this endpoint's, bound once
 
     # Defaults an instance overrides only when it needs to: a connection's own
     # attributes stay under 30, CPython's limit for keeping them in a compact shared
@@ -85,6 +88,7 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
     groups: ClassVar[tuple[str, ...]] = ()  # Channels' auto-joined groups: none
     channel_layer: Any = None  # set by Channels' own loop (REALTIME_FANOUT=layer)
     violations: LocalRateLimiter | None = None  # made on the first violation
+    close_code: int | None = None  # the code this side closed with, if it did
     started = False
     _groups_refreshed = 0.0
 
@@ -102,6 +106,7 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
         messages = {**CommonMessages.common_messages, **cls.messages}
         routes = build_routes(cls, messages, cls.task_messages, cls.replies)
         cls.inbound = Inbound(routes, cls.throttle_setting)
+        cls.meters = metrics.endpoint_meters(cls.endpoint)
         for event in cls.events:
             if not callable(getattr(cls, event_handler(event), None)):
                 raise TypeError(f"{cls.__name__} takes {event!r} but has no handler")
@@ -151,7 +156,12 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
         elif type_ in self.events:
             await getattr(self, event_handler(type_))(event)
         else:
-            logger.warning("no handler for hub event %r conn=%s", type_, self.conn_id)
+            logger.warning(
+                "no handler for hub event %r conn=%s",
+                type_,
+                self.conn_id,
+                extra=self.log_context(),
+            )
 
     # ------------------------------------------------------------------ lifecycle
     def _init_state(self) -> None:
@@ -174,15 +184,22 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
         )
         self.start_connection()
 
+    def log_context(self) -> dict[str, Any]:
+        """This socket's log fields: its trace id is its connection id."""
+        user_id = getattr(self.user, "pk", None)
+        return {"trace_id": self.conn_id, "user_id": user_id, "endpoint": self.endpoint}
+
     async def websocket_connect(self, message: dict) -> None:
         self._init_state()
+        # This connection's task (and the tasks it spawns) log with its fields.
+        logcontext.bind(**self.log_context())
         # Accept first, then close with a code: a refused handshake shows browsers
         # only an HTTP 403 and loses the reason (docs/protocol.md §2).
         await self.accept()
         self.outbox.writer = socket_writer(
             self.base_send, prepared=bool(conf.get("REALTIME_DIRECT_WRITES"))
         )
-        metrics.connections_total[self.endpoint] += 1
+        self.meters.accepted()
         refusal = admission_refusal(self)
         if refusal is not None:
             await self.close_with(refusal)
@@ -197,8 +214,9 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
         except CloseConnection as exc:
             await self.close_with(exc.code)
         except Exception:
-            trace = secrets.token_hex(6)
-            logger.exception("on_connect failed trace=%s conn=%s", trace, self.conn_id)
+            logger.exception(
+                "on_connect failed conn=%s", self.conn_id, extra=self.log_context()
+            )
             await self.close_with(CloseCode.INTERNAL)
         await self.outbox.release_held()
         if not self.closing:
@@ -207,6 +225,14 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
     async def websocket_disconnect(self, message: dict) -> None:
         if not hasattr(self, "conn_id"):
             raise StopConsumer()
+        code = self.close_code if self.close_code is not None else message.get("code")
+        self.meters.closed(code)
+        logger.info(
+            "socket closed conn=%s code=%s",
+            self.conn_id,
+            code,
+            extra={**self.log_context(), "close_code": code},
+        )
         self.outbox.closing = True
         self.stop_connection()
         for task in list(self.tasks):
@@ -236,8 +262,14 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
         if self.closing:
             return
         self.outbox.closing = True
-        metrics.closes[int(code)] += 1
-        logger.info("closing conn=%s code=%s", self.conn_id, int(code))
+        self.close_code = int(code)
+        metrics.close_sent(code)
+        logger.info(
+            "closing conn=%s code=%s",
+            self.conn_id,
+            int(code),
+            extra={**self.log_context(), "close_code": int(code)},
+        )
         await self.outbox.close(int(code))
 
     # ------------------------------------------------------------------ hooks
@@ -266,9 +298,9 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
     async def websocket_receive(self, message: dict) -> None:
         if self.closing:
             return
-        metrics.frames_in[self.endpoint] += 1
         text = message.get("text")
         if text is None:
+            self.meters.received("binary").inc()
             if self.accepts_binary:
                 await self._guard(self.on_binary(message.get("bytes") or b""), None)
             else:
@@ -277,14 +309,20 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
                 )
             return
         inbound = self.inbound
+        meters = self.meters
         try:
             route, envelope, payload = inbound.read(text)
         except RealtimeError as exc:
+            unknown = isinstance(exc, UnknownType)
+            meters.received("unknown" if unknown else "invalid").inc()
             await self.reject(exc, getattr(exc, "request_id", None))
             return
+        type_ = envelope.type
+        meters.received(type_).inc()
         self.heard()
-        retry_after = inbound.throttle(self.limiters, envelope.type)
+        retry_after = inbound.throttle(self.limiters, type_)
         if retry_after is not None:
+            meters.rate_limited(type_).inc()
             await self.send_error(
                 RateLimited(
                     f"too many {envelope.type} messages", retry_after=retry_after
@@ -294,6 +332,7 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
             return
         if route.as_task and len(self.tasks) >= int(conf.get("REALTIME_MAX_TASKS")):
             # Every waiting handler holds a task (and maybe a callback): bounded.
+            meters.rate_limited(type_).inc()
             await self.send_error(
                 RateLimited(f"too many {envelope.type} in progress", retry_after=1.0),
                 request_id=envelope.request_id,
@@ -301,9 +340,9 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
             return
         coro = getattr(self, route.handler)(payload, envelope)
         if route.as_task:
-            self.spawn(coro, envelope.request_id)
+            self.spawn(coro, envelope.request_id, timer=meters.handler(type_))
         else:
-            await self._guard(coro, envelope.request_id)
+            await self._guard(coro, envelope.request_id, meters.handler(type_))
 
     async def reject(self, error: RealtimeError, request_id: str | None = None) -> None:
         """Answer a bad frame; count violations and close 4029 past the limit."""
@@ -318,8 +357,12 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
         if self.violations.take() is not None:
             await self.close_with(CloseCode.TOO_MANY_VIOLATIONS)
 
-    async def _guard(self, coro: Coroutine, request_id: str | None) -> None:
-        """Run a handler: a refusal becomes an error frame, a bug ``INTERNAL``."""
+    async def _guard(
+        self, coro: Coroutine, request_id: str | None, timer: Any = None
+    ) -> None:
+        """Run a handler: a refusal becomes an error frame, a bug ``INTERNAL``;
+        ``timer``, a histogram child, observes how long it took."""
+        started = perf_counter()
         try:
             await coro
         except RealtimeError as exc:
@@ -331,15 +374,28 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
         except self.quiet_errors:
             pass  # already answered where it happened (a callback's TIMEOUT)
         except Exception:
-            trace = secrets.token_hex(6)
-            logger.exception("handler failed trace=%s conn=%s", trace, self.conn_id)
+            # The client's trace is the one on this failure's log lines (and on
+            # every other line of its connection): a log query by it finds them.
+            trace = self.conn_id
+            logger.exception(
+                "handler failed trace=%s conn=%s",
+                trace,
+                self.conn_id,
+                extra=self.log_context(),
+            )
             await self.send_error(
                 InternalError(f"internal error (trace {trace})"), request_id=request_id
             )
+        finally:
+            if timer is not None:
+                timer.observe(perf_counter() - started)
 
-    def spawn(self, coro: Coroutine, request_id: str | None = None) -> asyncio.Task:
-        """Run ``coro`` as a task owned by this connection (cancelled on disconnect)."""
-        task = spawn_task(self._guard(coro, request_id), self.tasks)
+    def spawn(
+        self, coro: Coroutine, request_id: str | None = None, *, timer: Any = None
+    ) -> asyncio.Task:
+        """Run ``coro`` as a task owned by this connection (cancelled on disconnect);
+        ``timer``, a histogram child, observes how long it took."""
+        task = spawn_task(self._guard(coro, request_id, timer), self.tasks)
         # Cancelled before it ever ran (the socket closed at once): close ``coro``
         # too, or Python warns that it was never awaited. A no-op once it ran.
         task.add_done_callback(lambda _: coro.close())
@@ -355,6 +411,7 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
     async def send_frame(
         self, type: str, payload: dict, *, request_id: str | None = None
     ) -> None:
+        self.meters.sent(type).inc()
         await self.outbox.send_text(encode_frame(type, payload, request_id=request_id))
 
     async def reply(self, envelope: Any, type: str, payload: dict) -> None:
@@ -364,7 +421,8 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
     async def send_error(
         self, error: RealtimeError, *, request_id: str | None = None
     ) -> None:
-        metrics.errors[str(error.code)] += 1
+        metrics.error_sent(str(error.code))
+        self.meters.sent("error").inc()
         await self.outbox.send_text(encode_error(error, request_id=request_id))
 
     # ------------------------------------------------------------------ groups

@@ -22,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from typing import Any, Protocol
 
 import msgpack  # events may carry bytes (camera frames); channels-redis uses it too
 from django.conf import settings
 
+from realtime import logcontext, metrics
 from realtime.conf import realtime_settings
 from realtime.looplocal import per_loop
 from realtime.protocol import CloseCode
@@ -81,9 +83,11 @@ class Hub:
 
     async def publish(self, group: str, event: dict[str, Any]) -> None:
         """Deliver ``event`` to every socket of ``group``, here and in every process."""
+        started = time.perf_counter()
         if self.relay is not None:  # first, so other processes do not wait for ours
             await self.relay.publish(group, event)
         await self.deliver_local(group, event)
+        metrics.fanout_local.observe(time.perf_counter() - started)
 
     async def deliver_local(self, group: str, event: dict[str, Any]) -> None:
         """Hand the one shared ``event`` (never copied or mutated) to each member.
@@ -95,12 +99,18 @@ class Hub:
         members = self.groups.get(group)
         if not members:
             return
-        for member in tuple(members.values()):
-            try:
-                if not member.deliver_now(event):
-                    await member.hub_deliver(event)
-            except Exception:  # one broken socket must not stop the fan-out
-                logger.exception("delivery to %s failed", member.channel_name)
+        # Lines logged while delivering belong to the receivers, not to the task
+        # that publishes: its fields are set aside (once per event, not per socket).
+        token = logcontext.set_aside()
+        try:
+            for member in tuple(members.values()):
+                try:
+                    if not member.deliver_now(event):
+                        await member.hub_deliver(event)
+                except Exception:  # one broken socket must not stop the fan-out
+                    logger.exception("delivery to %s failed", member.channel_name)
+        finally:
+            logcontext.reset(token)
 
     async def close(self) -> None:
         if self.relay is not None:
@@ -137,10 +147,14 @@ class RedisRelay:
             logger.warning("unsubscribe from %s failed", group)
 
     async def publish(self, group: str, event: dict[str, Any]) -> None:
-        message = msgpack.packb({"o": self.hub.origin, "e": event}, use_bin_type=True)
+        # "t": when it was published (wall clock), for the relay's fan-out latency.
+        message = msgpack.packb(
+            {"o": self.hub.origin, "e": event, "t": time.time()}, use_bin_type=True
+        )
         await self.redis.publish(self._channel(group), message)
 
     async def _listen(self) -> None:
+        logcontext.clear()  # started from a socket's task: serves them all
         backoff = 0.1
         while not self.closed:
             try:
@@ -167,6 +181,8 @@ class RedisRelay:
                 if isinstance(channel, bytes):
                     channel = channel.decode()
                 await self.hub.deliver_local(channel[len(self.prefix) :], data["e"])
+                if "t" in data:
+                    metrics.fanout_relay.observe(max(0.0, time.time() - data["t"]))
             except Exception:  # one bad message must not kill the listener
                 logger.exception("hub relay could not deliver a message")
 

@@ -1,52 +1,322 @@
-"""Process-local counters, exposed in Prometheus text format at ``/metrics``."""
+"""The server's Prometheus metrics, on prometheus-client's default registry.
+
+One endpoint per process (docs/operations.md, *Metrics*): each process counts its own
+traffic in memory and serves it at ``/metrics`` (and, with ``METRICS_PORT``, on a port
+of its own); Prometheus scrapes every process and sums. Labels are small and bounded:
+endpoints, declared message types, error and close codes, never a user or a group.
+
+On the hot paths a figure is a child bound once per endpoint and type
+(``EndpointMeters``), and the per-receiver broadcast writes are plain integers read
+by a collector when scraped: the fan-out loop pays what it paid before.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
 
-connections_open: Counter[str] = Counter()  # by endpoint
-connections_total: Counter[str] = Counter()  # by endpoint
-closes: Counter[int] = Counter()  # by close code the server sent
-errors: Counter[str] = Counter()  # by error code sent to clients
-frames_in: Counter[str] = Counter()  # by endpoint
-broadcast_writes: Counter[str] = Counter()  # by path: prepared (direct) or asgi
+from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from realtime import conf
+from realtime.protocol import CloseCode
+
+logger = logging.getLogger("realtime.metrics")
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# Handlers answer in well under a millisecond; a copilot query waits seconds.
+HANDLER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5)
+HANDLER_BUCKETS += (1.0, 2.5, 5.0, 10.0, 30.0)
+# A local fan-out to a few thousand sockets takes milliseconds; a relayed one adds
+# a Redis round trip.
+FANOUT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05)
+FANOUT_BUCKETS += (0.1, 0.25, 0.5, 1.0, 2.5)
+
+CONNECTIONS_OPEN = Gauge(
+    "realtime_connections_open", "Sockets admitted and not yet gone.", ["endpoint"]
+)
+CONNECTIONS_ACCEPTED = Counter(
+    "realtime_connections_accepted",
+    "Sockets accepted (admitted, or then refused with a close code).",
+    ["endpoint"],
+)
+CONNECTIONS_CLOSED = Counter(
+    "realtime_connections_closed",
+    "Sockets gone, by the close code the server sent, else the client's "
+    "(codes outside the standard and protocol ones count as other).",
+    ["endpoint", "code"],
+)
+CLOSES_SENT = Counter("realtime_closes", "Close frames the server sent.", ["code"])
+MESSAGES_RECEIVED = Counter(
+    "realtime_messages_received",
+    "Client frames by routed type; unknown for types the endpoint does not take, "
+    "invalid for frames that do not parse, binary for binary frames.",
+    ["endpoint", "type"],
+)
+MESSAGES_SENT = Counter(
+    "realtime_messages_sent",
+    "Frames a socket sent itself (replies, errors, greetings, pings) by type; "
+    "broadcasts are counted once each in realtime_broadcasts_total.",
+    ["endpoint", "type"],
+)
+BROADCASTS = Counter(
+    "realtime_broadcasts",
+    "Broadcasts and group events published by this process, by frame or event type.",
+    ["type"],
+)
+ERRORS = Counter("realtime_errors", "Error frames sent.", ["code"])
+RATE_LIMITED = Counter(
+    "realtime_rate_limited",
+    "Client frames refused with RATE_LIMITED.",
+    ["endpoint", "type"],
+)
+CALLBACK_REQUESTS = Counter(
+    "realtime_callback_requests",
+    "Server-to-client requests sent.",
+    ["endpoint", "type"],
+)
+CALLBACK_TIMEOUTS = Counter(
+    "realtime_callback_timeouts",
+    "Server-to-client requests not answered in time.",
+    ["endpoint", "type"],
+)
+HANDLER_SECONDS = Histogram(
+    "realtime_handler_seconds",
+    "Time a client frame's handler took, answer included.",
+    ["endpoint", "type"],
+    buckets=HANDLER_BUCKETS,
+)
+FANOUT_SECONDS = Histogram(
+    "realtime_fanout_seconds",
+    "local: from the hub's publish to its delivery loop over this process's sockets "
+    "ending; relay: from the publishing process's publish (its wall clock) to this "
+    "process's delivery loop ending for a relayed event.",
+    ["path"],
+    buckets=FANOUT_BUCKETS,
+)
+fanout_local = FANOUT_SECONDS.labels("local")
+fanout_relay = FANOUT_SECONDS.labels("relay")
+
+# Codes a close may carry: RFC 6455's and the protocol's. Anything else a client
+# sends is "other", so that a client cannot make new series.
+_KNOWN_CODES = frozenset({*range(1000, 1016), *(int(code) for code in CloseCode)})
 
 
-def render() -> str:
-    """The counters as Prometheus text exposition (version 0.0.4)."""
-    lines: list[str] = []
+def code_label(code: int | None) -> str:
+    """A close code as a bounded label value."""
+    if code is None:
+        return "none"
+    return str(code) if code in _KNOWN_CODES else "other"
 
-    def family(name: str, kind: str, help_text: str, values: Counter, label: str):
-        lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} {kind}")
-        for key, value in sorted(values.items(), key=lambda item: str(item[0])):
-            lines.append(f'{name}{{{label}="{key}"}} {value}')
 
-    family(
-        "realtime_connections_open",
-        "gauge",
-        "Open sockets.",
-        connections_open,
-        "endpoint",
-    )
-    family(
-        "realtime_connections_total",
-        "counter",
-        "Sockets accepted.",
-        connections_total,
-        "endpoint",
-    )
-    family(
-        "realtime_frames_in_total", "counter", "Client frames.", frames_in, "endpoint"
-    )
-    family(
-        "realtime_broadcast_writes_total",
-        "counter",
-        "Broadcast frames to sockets by path: prepared (framed once) or asgi; "
-        "queued counts those held for a client that is behind, written later.",
-        broadcast_writes,
-        "path",
-    )
-    family("realtime_errors_total", "counter", "Error frames sent.", errors, "code")
-    family("realtime_closes_total", "counter", "Closes sent by code.", closes, "code")
-    return "\n".join(lines) + "\n"
+# ------------------------------------------------------------- hot path: bound once
+class EndpointMeters:
+    """One endpoint's children, each bound on first use and kept (labels never)."""
+
+    __slots__ = ("endpoint", "_received", "_sent", "_handler", "_limited", "_calls")
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self._received: dict[str, Any] = {}
+        self._sent: dict[str, Any] = {}
+        self._handler: dict[str, Any] = {}
+        self._limited: dict[str, Any] = {}
+        self._calls: dict[str, tuple[Any, Any]] = {}
+
+    def received(self, type_: str) -> Any:
+        child = self._received.get(type_)
+        if child is None:
+            child = self._received[type_] = MESSAGES_RECEIVED.labels(
+                self.endpoint, type_
+            )
+        return child
+
+    def sent(self, type_: str) -> Any:
+        child = self._sent.get(type_)
+        if child is None:
+            child = self._sent[type_] = MESSAGES_SENT.labels(self.endpoint, type_)
+        return child
+
+    def handler(self, type_: str) -> Any:
+        child = self._handler.get(type_)
+        if child is None:
+            child = self._handler[type_] = HANDLER_SECONDS.labels(self.endpoint, type_)
+        return child
+
+    def rate_limited(self, type_: str) -> Any:
+        child = self._limited.get(type_)
+        if child is None:
+            child = self._limited[type_] = RATE_LIMITED.labels(self.endpoint, type_)
+        return child
+
+    def callbacks(self, type_: str) -> tuple[Any, Any]:
+        """``(requests, timeouts)`` of one server-to-client request type."""
+        pair = self._calls.get(type_)
+        if pair is None:
+            pair = self._calls[type_] = (
+                CALLBACK_REQUESTS.labels(self.endpoint, type_),
+                CALLBACK_TIMEOUTS.labels(self.endpoint, type_),
+            )
+        return pair
+
+    def opened(self) -> None:
+        CONNECTIONS_OPEN.labels(self.endpoint).inc()
+
+    def open_closed(self) -> None:
+        CONNECTIONS_OPEN.labels(self.endpoint).dec()
+
+    def accepted(self) -> None:
+        CONNECTIONS_ACCEPTED.labels(self.endpoint).inc()
+
+    def closed(self, code: int | None) -> None:
+        CONNECTIONS_CLOSED.labels(self.endpoint, code_label(code)).inc()
+
+
+_endpoints: dict[str, EndpointMeters] = {}
+
+
+def endpoint_meters(endpoint: str) -> EndpointMeters:
+    """The one ``EndpointMeters`` of ``endpoint`` in this process."""
+    meters = _endpoints.get(endpoint)
+    if meters is None:
+        meters = _endpoints[endpoint] = EndpointMeters(endpoint)
+    return meters
+
+
+def close_sent(code: int) -> None:
+    CLOSES_SENT.labels(code_label(int(code))).inc()
+
+
+_errors: dict[str, Any] = {}
+
+
+def error_sent(code: str) -> None:
+    child = _errors.get(code)
+    if child is None:
+        child = _errors[code] = ERRORS.labels(code)
+    child.inc()
+
+
+_broadcasts: dict[str, Any] = {}
+_TYPE_PREFIX = '{"type":"'
+
+
+def broadcast_published(type_: str) -> None:
+    """One broadcast or group event of ``type_`` left this process."""
+    child = _broadcasts.get(type_)
+    if child is None:
+        child = _broadcasts[type_] = BROADCASTS.labels(type_)
+    child.inc()
+
+
+def frame_type(text: str) -> str:
+    """The ``type`` of a frame made by ``protocol.encode_frame`` (its first key),
+    read from the text's head without parsing it; ``unknown`` otherwise."""
+    if text.startswith(_TYPE_PREFIX):
+        end = text.find('"', len(_TYPE_PREFIX))
+        if 0 < end <= 80:  # wire types are short: anything longer is not one
+            return text[len(_TYPE_PREFIX) : end]
+    return "unknown"
+
+
+# ----------------------------------------------------- per receiver: plain integers
+class BroadcastWrites:
+    """Broadcast frames written to sockets, per path, counted per receiver.
+
+    Plain integers (an attribute increment, as cheap as the ``Counter`` dict that
+    was here before): the collector below reads them when Prometheus scrapes.
+    """
+
+    __slots__ = ("prepared", "asgi", "queued")
+
+    def __init__(self) -> None:
+        self.prepared = 0  # framed once per process, written straight to the socket
+        self.asgi = 0  # through the server's websocket.send
+        self.queued = 0  # held for a client that is behind, written later
+
+    def __getitem__(self, path: str) -> int:
+        return getattr(self, path)
+
+
+broadcast_writes = BroadcastWrites()
+
+
+class _WritesCollector(Collector):
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "realtime_broadcast_writes",
+            "Broadcast frames to sockets by path: prepared (framed once) or asgi; "
+            "queued counts those held for a client that is behind, written later.",
+            labels=["path"],
+        )
+        for path in BroadcastWrites.__slots__:
+            family.add_metric([path], broadcast_writes[path])
+        yield family
+
+
+REGISTRY.register(_WritesCollector())
+
+
+# ------------------------------------------------------------------ exposition
+def render() -> bytes:
+    """Every family of this process (process and Python ones too), as Prometheus
+    text exposition."""
+    return generate_latest(REGISTRY)
+
+
+def sample(name: str, labels: dict[str, str] | None = None) -> float:
+    """One sample's current value in this process, 0 if it has none yet (tests,
+    operators' shells)."""
+    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+
+_port_lock = threading.Lock()
+_port_served: int | None = None
+
+
+def serve_port() -> int | None:
+    """Start prometheus-client's HTTP server on ``METRICS_PORT`` (at
+    ``METRICS_ADDR``) once per process; ``None`` when the knob is 0.
+
+    A port already taken raises ``ImproperlyConfigured``: two processes on one
+    machine need a port each (docs/operations.md).
+    """
+    global _port_served
+    port = int(conf.get("METRICS_PORT"))
+    if port == 0:
+        return None
+    with _port_lock:
+        if _port_served is None:
+            addr = str(conf.get("METRICS_ADDR"))
+            try:
+                start_http_server(port, addr=addr)
+            except OSError as exc:
+                raise ImproperlyConfigured(
+                    f"METRICS_PORT={port}: cannot listen on {addr}:{port} ({exc}); "
+                    "give each process a port of its own, or 0 for none"
+                ) from None
+            _port_served = port
+            logger.info("metrics on http://%s:%s/metrics", addr, port)
+    return _port_served
+
+
+class MetricsPortMiddleware:
+    """Starts the ``METRICS_PORT`` server when Django builds its request handler
+    (once per server process, never in management commands), then steps aside."""
+
+    def __init__(self, get_response: Any) -> None:
+        serve_port()
+        raise MiddlewareNotUsed()

@@ -116,7 +116,7 @@ class Outbox:
     def _write_prepared(self, text: str) -> bool:
         if not self.write_direct(prepared_text(text)):
             return False
-        metrics.broadcast_writes["prepared"] += 1
+        metrics.broadcast_writes.prepared += 1
         return True
 
     async def send_text(self, text: str) -> None:
@@ -141,7 +141,7 @@ class Outbox:
         (framed once per process), else the ordinary ``websocket.send``."""
         if self.closing or self._write_prepared(text):
             return
-        metrics.broadcast_writes["asgi"] += 1
+        metrics.broadcast_writes.asgi += 1
         await self.write({"type": "websocket.send", "text": text})
 
     async def close(self, code: int) -> None:
@@ -240,12 +240,17 @@ class Outbox:
             self.spawn(self._drain(self.queue))
         self.queue.append(event)
         self.queued_bytes += event_size(event)
-        metrics.broadcast_writes["queued"] += 1
+        metrics.broadcast_writes.queued += 1
         if self.queued_bytes > int(conf.get("REALTIME_MAX_QUEUED_BYTES")):
             self.queue.clear()
             self.closing = True
-            metrics.closes[int(CloseCode.GOING_AWAY)] += 1
-            logger.warning("client too far behind: closing conn=%s 4012", self.conn_id)
+            metrics.close_sent(CloseCode.GOING_AWAY)
+            # Logged from the hub's delivery (another task): its own trace, named.
+            logger.warning(
+                "client too far behind: closing conn=%s 4012",
+                self.conn_id,
+                extra={"trace_id": self.conn_id, "close_code": 4012},
+            )
             self.spawn(self.close(int(CloseCode.GOING_AWAY)))
 
     async def _drain(self, queue: deque[dict]) -> None:

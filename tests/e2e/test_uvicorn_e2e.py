@@ -127,7 +127,7 @@ async def broadcast_every_length(sender, sockets) -> list[dict]:
 def metric(server, name: str, label: str) -> int:
     with urllib.request.urlopen(server.url("/metrics"), timeout=10) as reply:
         text = reply.read().decode()
-    found = re.search(rf"^{name}{{{label}}} (\d+)$", text, re.M)
+    found = re.search(rf"^{name}{{{label}}} (\d+)(?:\.0)?$", text, re.M)
     return int(found.group(1)) if found else 0
 
 

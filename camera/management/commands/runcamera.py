@@ -15,8 +15,10 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from prometheus_client import start_http_server
 
 from camera.markers import DICTIONARIES, KINDS, CameraModel, DetectorConfig
+from camera.metrics import WorkerMeters
 from camera.models import Stream, slug_validator
 from camera.publisher import LayerPublisher, NullPublisher, Publisher, SocketPublisher
 from camera.selectors import stream_get
@@ -68,6 +70,20 @@ class Command(BaseCommand):
         )
         parser.add_argument("--report-every", type=float, default=5.0, metavar="S")
         parser.add_argument("--connect-timeout", type=float, default=10.0, metavar="S")
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=0,
+            metavar="N",
+            help="serve Prometheus metrics (fps, detection, encoding) on this port; "
+            "0: none",
+        )
+        parser.add_argument(
+            "--metrics-addr",
+            default="127.0.0.1",
+            metavar="ADDR",
+            help="address --metrics-port listens on",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         slug = options["stream"]
@@ -116,6 +132,7 @@ class Command(BaseCommand):
                 )
             if not options["token"]:
                 stream = self._save(slug, {**changes, "source": source})
+            meters = self._serve_metrics(slug, options)
         except BaseException:
             frames.close()
             raise
@@ -135,13 +152,28 @@ class Command(BaseCommand):
             f"{stream.fps:g} fps, kinds {','.join(stream.kinds)}, "
             f"{stream.dictionary} {stream.marker_length_m:g} m markers, {via}"
         )
-        worker = Worker(config, frames, publisher, say=self.say)
+        worker = Worker(config, frames, publisher, say=self.say, meters=meters)
         try:
             asyncio.run(self._run(worker))
         except WorkerFailed as exc:
             raise CommandError(f"{slug}: {exc}") from None
         except asyncio.CancelledError:
             self.say(f"{slug}: stopped")
+
+    def _serve_metrics(self, slug: str, options: dict) -> WorkerMeters | None:
+        """This worker's own metrics server (prometheus-client's), if asked for."""
+        port, addr = options["metrics_port"], options["metrics_addr"]
+        if not port:
+            return None
+        try:
+            start_http_server(port, addr=addr)
+        except OSError as exc:
+            raise CommandError(
+                f"--metrics-port {port}: cannot listen on {addr}:{port} ({exc}); "
+                "pick a free port"
+            ) from None
+        self.say(f"{slug}: metrics on http://{addr}:{port}/metrics")
+        return WorkerMeters(slug)
 
     def say(self, line: str) -> None:
         self.stdout.write(line)
@@ -246,6 +278,8 @@ def _check_numbers(options: dict) -> None:
     for flag, value in positive.items():
         if value is not None and not value > 0:
             raise CommandError(f"{flag} must be a positive number, got {value:g}")
+    if not 0 <= options["metrics_port"] <= 65535:
+        raise CommandError(f"--metrics-port is 0-65535, got {options['metrics_port']}")
     if not 1 <= options["quality"] <= 100:
         raise CommandError(f"--quality is 1-100, got {options['quality']}")
 
