@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.db import InterfaceError, OperationalError
 from pydantic import BaseModel
 
 from realtime import clock, conf, logcontext, metrics
@@ -34,7 +35,7 @@ from realtime.auth import MISSING as MISSING_AUTH
 from realtime.broadcast import CLOSE_EVENT, group_join, group_leave
 from realtime.connection import CommonMessages, admission_refusal, connections
 from realtime.direct import socket_writer
-from realtime.errors import DomainError, realtime_error
+from realtime.errors import DomainError, Unavailable, realtime_error
 from realtime.hub import fanout_mode
 from realtime.inbound import Inbound, build_routes
 from realtime.outbox import Outbox
@@ -373,6 +374,11 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
             await self.close_with(exc.code)
         except self.quiet_errors:
             pass  # already answered where it happened (a callback's TIMEOUT)
+        except (OperationalError, InterfaceError) as exc:
+            # The database did not answer (down, cut off): the handler's transaction
+            # was rolled back, so the client may retry; not a bug with a trace.
+            logger.warning("database unavailable conn=%s: %s", self.conn_id, exc)
+            await self.send_error(realtime_error(Unavailable()), request_id=request_id)
         except Exception:
             # The client's trace is the one on this failure's log lines (and on
             # every other line of its connection): a log query by it finds them.

@@ -5,12 +5,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions, views
 from rest_framework.response import Response
 
-from realtime.errors import DomainError
+from realtime.errors import DomainError, Unavailable
 
 RETRYABLE = frozenset({429, 503})  # the statuses whose Retry-After clients heed
+# The database did not answer (down, restarting, cut off): the request's
+# transaction was rolled back, so it is safe to retry, and no bug to report.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
 
 class _DomainAPIException(exceptions.APIException):
@@ -29,7 +33,10 @@ class _DomainAPIException(exceptions.APIException):
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's default handler, a ``DomainError`` first turned into its
-    ``APIException`` (so the rollback and headers are DRF's own)."""
+    ``APIException`` (so the rollback and headers are DRF's own); an unreachable
+    database is ``Unavailable`` (503, ``Retry-After``)."""
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        exc = Unavailable()
     if isinstance(exc, DomainError):
         exc = _DomainAPIException(exc)
     return views.exception_handler(exc, context)

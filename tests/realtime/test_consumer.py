@@ -383,6 +383,30 @@ async def test_handler_bug_answers_internal_with_trace_id(token, monkeypatch):
     await comm.disconnect()
 
 
+async def test_an_unreachable_database_answers_retryable_unavailable(
+    token, monkeypatch
+):
+    from django.db import OperationalError
+
+    from realtime.echo import EchoConsumer
+
+    async def cut_off(self, payload, envelope):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(EchoConsumer, "on_echo", cut_off)
+    comm = await open_echo(token)
+    await send(comm, "echo", {}, request_id="db-1")
+    error = await error_of(comm)
+    assert error["request_id"] == "db-1"
+    assert error["payload"]["code"] == "INTERNAL"
+    assert error["payload"]["message"] == "temporarily unavailable, try again"
+    assert error["payload"]["retry_after"] == 1.0
+    assert "trace" not in error["payload"]["message"]
+    await send(comm, "ping", {})  # the socket stays up
+    assert (await recv_type(comm, "pong"))["type"] == "pong"
+    await comm.disconnect()
+
+
 async def test_too_many_connections_closes_4013(token, settings):
     from realtime.connection import connections
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from json import loads
 
 import pytest
+from django.db import DatabaseError, InterfaceError, OperationalError
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -73,6 +74,21 @@ def test_retry_after_becomes_the_header(error, status, header):
     assert response.status_code == status
     assert response.headers["Retry-After"] == header
     assert response.data == {"detail": error.detail}
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OperationalError("connection refused"),
+        InterfaceError("connection already closed"),
+    ],
+)
+def test_an_unreachable_database_is_retryable_not_a_bug(error):
+    response = handled(error)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert response.data == {"detail": Unavailable.default_detail}
+    assert exception_handler(DatabaseError("a bad query"), {}) is None  # still 500
 
 
 def test_retry_after_is_left_out_where_clients_do_not_read_it():
