@@ -10,6 +10,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from camera.metrics import WorkerMeters
 from realtime.metrics import sample
 from tests.camera.conftest import open_publisher, open_viewer, publish
 from tests.conftest import recv_type, send
@@ -95,3 +96,11 @@ def test_a_taken_metrics_port_or_a_bad_one_is_a_command_error():
             run("cam", "--source", "synthetic", "--dry-run", "--metrics-port", port)
     with pytest.raises(CommandError, match="--metrics-port is 0-65535"):
         run("cam", "--source", "synthetic", "--dry-run", "--metrics-port", "70000")
+
+
+def test_a_frame_not_published_counts_as_dropped():
+    meters = WorkerMeters("unpublished")
+    meters.frame(detect_ms=2.0, encode_ms=3.0, markers=1, published=False)
+    labels = {"stream": "unpublished"}
+    assert sample("realtime_camera_frames_dropped_total", labels) == 1
+    assert sample("realtime_camera_encode_seconds_sum", labels) == 0.003

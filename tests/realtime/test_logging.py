@@ -121,10 +121,12 @@ def test_json_lines_redact_messages_and_tracebacks(json_log):
         raise ValueError(f"bad ticket=abcDEF123 {JWT}")
     except ValueError:
         log.exception("failed")
+    log.info("where", stack_info=True)
     text = json_log.text()
     for secret in (JWT, "hunter2", "abcDEF123"):
         assert secret not in text
-    assert len(json_log()) == 3 and "redacted" in json_log()[2]["exc_info"]
+    assert len(json_log()) == 4 and "redacted" in json_log()[2]["exc_info"]
+    assert "test_json_lines_redact" in json_log()[3]["stack_info"]
 
 
 # ---------------------------------------------------------------- HTTP
