@@ -1,8 +1,9 @@
 // The camera viewer page (docs/camera.md): subscribe to one kind of image and the
 // poses, draw each JPEG with the markers' ids and distances over it, and acknowledge
 // every frame once drawn, so the server sends this browser only as many frames as
-// it can show (a slow link or a busy tab sees fewer, fresher frames).
-"use strict";
+// it can show (a slow link or a busy tab sees fewer, fresher frames). The socket
+// and the pairing of each `frame` header with its JPEG are static/realtime/client.js's.
+import { RealtimeClient, showConnection, socketUrl, ticketUrl } from "../realtime/client.js";
 
 (function () {
   const root = document.getElementById("camera-viewer");
@@ -13,19 +14,16 @@
   const canvas = $("canvas");
   const context = canvas.getContext("2d");
   const poses = new Map(); // seq -> poses payload, the last few only
-  let header = null; // the `frame` header whose JPEG comes next
   let drawing = Promise.resolve();
   let shown = 0;
 
-  function socketUrl() {
-    if (root.dataset.public === "1" && root.dataset.signedIn !== "1") {
-      const scheme = location.protocol === "https:" ? "wss" : "ws";
-      return `${scheme}://${location.host}${path}`;
-    }
+  function viewerUrl() {
+    if (root.dataset.public === "1" && root.dataset.signedIn !== "1") return socketUrl(path);
     return ticketUrl(path); // signed in: a one-time ticket keeps tokens out of URLs
   }
 
-  const socket = new RealtimeSocket(socketUrl);
+  const socket = new RealtimeClient({ url: viewerUrl });
+  showConnection(socket, $("connection"), $("connection-detail"));
 
   function subscribe() {
     const kind = $("kind").value;
@@ -78,24 +76,16 @@
       $("latency").textContent = `${Math.max(0, latency * 1000).toFixed(0)} ms`;
     } finally {
       // Acknowledge even a frame that failed to decode: it was received.
-      socket.send("frame.ack", { seq: frame.seq, kind: frame.kind });
+      socket.ack(frame.seq, frame.kind);
     }
   }
 
-  socket.on("socket.open", () => { $("connection").textContent = "connected"; });
-  socket.on("socket.close", ({ code }) => {
-    $("connection").textContent = `disconnected (${code})`;
-    header = null;
-  });
   socket.on("stream.info", (info) => {
     canvas.width = info.width;
     canvas.height = info.height;
     subscribe();
   });
-  socket.on("frame", (payload) => { header = payload; });
-  socket.on("binary", ({ data }) => {
-    const frame = header;
-    header = null;
+  socket.on("binary", ({ data, header: frame }) => {
     if (!frame) return;
     // One at a time, in order: the acks pace the server to what this tab can draw.
     drawing = drawing.then(() => draw(frame, data));

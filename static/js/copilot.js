@@ -2,7 +2,9 @@
 // It asks questions, streams answers, answers the agent's callbacks from what the page
 // holds (an editable list of available data, a fake local API, choice buttons),
 // streams the microphone as 16 kHz PCM, and resumes unfinished answers on reconnect.
-"use strict";
+// The socket (tickets, backoff, heartbeat, requests both ways) is
+// static/realtime/client.js's.
+import { RealtimeClient, showConnection, ticketUrl } from "../realtime/client.js";
 
 (() => {
   const PATH = "/ws/copilot/";
@@ -55,17 +57,11 @@
   }
 
   // ------------------------------------------------------------------ credentials
-  async function socketUrl() {
+  // A fresh one-time ticket per attempt: bought with the session cookie when signed
+  // in, else with the access token pasted on the page.
+  function socketUrl() {
     const field = $("token");
-    if (!field) return window.ticketUrl(PATH); // signed in: session cookie + CSRF
-    const reply = await fetch("/api/realtime/tickets/", {
-      method: "POST",
-      headers: { Authorization: `Bearer ${field.value.trim()}` },
-    });
-    if (!reply.ok) throw new Error(`ticket: HTTP ${reply.status}`);
-    const { ticket } = await reply.json();
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    return `${scheme}://${location.host}${PATH}?ticket=${encodeURIComponent(ticket)}`;
+    return ticketUrl(PATH, field ? { token: field.value.trim() } : {});
   }
 
   // ------------------------------------------------------------------ client data
@@ -73,10 +69,13 @@
     const row = el("tr");
     for (const key of ["name", "path"]) {
       const cell = el("td");
-      cell.appendChild(el("input", { value: item[key], className: `item-${key}` }));
+      const input = el("input", { value: item[key], className: `item-${key}` });
+      input.setAttribute("aria-label", `Item ${key}`);
+      cell.appendChild(input);
       row.appendChild(cell);
     }
-    const remove = el("button", { type: "button" }, "−");
+    const remove = el("button", { type: "button", className: "small" }, "−");
+    remove.setAttribute("aria-label", "Remove this item");
     remove.onclick = () => row.remove();
     const cell = el("td");
     cell.appendChild(remove);
@@ -147,15 +146,19 @@
     if (notes.length) q.box.appendChild(el("div", { className: "status" }, notes.join(" · ")));
   }
 
+  // Resolves with the `human_response` payload once the person chooses.
   function onClarification(payload, frame) {
     const q = queryBox(payload.query_id);
     const ask = el("div", { className: "clarify" });
     ask.dataset.requestId = frame.request_id;
     ask.appendChild(el("span", {}, `${payload.question} `));
-    const answer = (text) => {
-      socket.send("human_response", { answer: text }, frame.request_id);
-      ask.remove();
-    };
+    let answer;
+    const chosen = new Promise((resolve) => {
+      answer = (text) => {
+        resolve({ answer: text });
+        ask.remove();
+      };
+    });
     if (payload.options && payload.options.length) {
       for (const option of payload.options) {
         const button = el("button", { type: "button" }, option);
@@ -164,11 +167,13 @@
       }
     } else {
       const input = el("input", { size: 30 });
+      input.setAttribute("aria-label", "Your answer");
       const ok = el("button", { type: "button" }, "Answer");
       ok.onclick = () => answer(input.value);
       ask.append(input, ok);
     }
     q.box.appendChild(ask);
+    return chosen;
   }
 
   function onError(payload, frame) {
@@ -206,7 +211,7 @@
     });
     processor.onaudioprocess = (event) => {
       const pcm = toPcm16(event.inputBuffer.getChannelData(0), context.sampleRate);
-      if (socket.ws && socket.ws.readyState === WebSocket.OPEN) socket.ws.send(pcm.buffer);
+      socket.sendBinary(pcm.buffer);
     };
     source.connect(processor);
     processor.connect(context.destination);
@@ -225,11 +230,13 @@
   }
 
   // ------------------------------------------------------------------ socket
-  function openSocket() {
-    socket = new RealtimeSocket(socketUrl, { log });
+  function makeSocket() {
+    socket = new RealtimeClient({ url: socketUrl, log });
+    showConnection(socket, $("status"), $("status-detail"));
     socket.on("connected", (payload) => {
       setConnected(true);
       setStatus(`connected as user ${payload.user_id}`);
+      socket.setHeartbeat(payload.heartbeat.interval);
       const { limit, window: span, remaining } = payload.rate_limit;
       $("limits").textContent = `${remaining} of ${limit} queries left in ${span} s · ` +
         `heartbeat every ${payload.heartbeat.interval} s`;
@@ -240,13 +247,10 @@
     });
     socket.on("response.delta", onDelta);
     socket.on("response", onResponse);
-    socket.on("request_available_data", (payload, frame) => {
-      socket.send("available_data", { items: availableItems() }, frame.request_id);
-    });
-    socket.on("request_api", (payload, frame) => {
-      socket.send("api_result", localApi(payload.method, payload.path), frame.request_id);
-    });
-    socket.on("clarification_request", onClarification);
+    // The agent's callbacks (§7): each answered with the handler's result.
+    socket.onRequest("request_available_data", () => ({ items: availableItems() }));
+    socket.onRequest("request_api", (payload) => localApi(payload.method, payload.path));
+    socket.onRequest("clarification_request", onClarification);
     socket.on("error", onError);
     socket.on("audio.progress", (p) => {
       $("audio-progress").textContent = `${p.ms} ms sent, ${p.dropped} dropped`;
@@ -254,14 +258,11 @@
     socket.on("audio.vad", (p) => {
       $("vad").textContent = p.speaking ? `speaking (from ${p.at_ms} ms)` : "silent";
     });
-    socket.on("socket.close", ({ code }) => {
-      setConnected(false);
+    socket.on("state", ({ state }) => {
+      if (state === "live" || state === "connecting") return;
+      setConnected(false); // reconnecting or closed: showConnection says which
       stopMic(false);
-      const reasons = { 4009: "replaced by a newer connection", 4001: "credential refused",
-        4008: "no credential", 4003: "heartbeat lost" };
-      setStatus(`closed ${code}${reasons[code] ? `: ${reasons[code]}` : ""}`);
     });
-    socket.connect().catch((err) => setStatus(String(err)));
   }
 
   function sendQuery(event) {
@@ -281,7 +282,8 @@
     for (const item of DEFAULT_ITEMS) addItemRow(item);
     $("api").value = JSON.stringify(DEFAULT_API, null, 2);
     $("add-item").onclick = () => addItemRow();
-    $("connect").onclick = openSocket;
+    makeSocket();
+    $("connect").onclick = () => socket.connect();
     $("disconnect").onclick = () => { stopMic(); socket.close(); };
     $("query-form").onsubmit = sendQuery;
     $("mic").onclick = () => {

@@ -4,8 +4,9 @@
 // reactions, edits and deletes. After a reconnect the open conversation is subscribed
 // again with `since` = the last seq shown, and messages are keyed by seq, so nothing
 // is missed and nothing is shown twice; unconfirmed sends are re-sent with their
-// client_id (the server stores each once).
-"use strict";
+// client_id (the server stores each once). The socket, its backoff and the `since`
+// of each conversation are static/realtime/client.js's.
+import { RealtimeClient, csrfToken, showConnection, ticketUrl } from "../realtime/client.js";
 
 (function () {
   const PATH = "/ws/messenger/";
@@ -41,10 +42,6 @@
     if (className) node.className = className;
     if (text !== undefined) node.textContent = text; // never innerHTML: user text
     return node;
-  }
-
-  function csrfToken() {
-    return (document.cookie.match(/csrftoken=([^;]+)/) || [])[1] || "";
   }
 
   async function api(method, path, body) {
@@ -87,7 +84,8 @@
     return `m${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`;
   }
 
-  function status(text) { $("connection").textContent = text; }
+  // Notes beside the connection state (its own element: showConnection's).
+  function status(text) { $("note").textContent = text; }
 
   function startStatus(text) { $("start-status").textContent = text; }
 
@@ -210,7 +208,6 @@
       id,
       bySeq: new Map(), // seq -> {payload, item}
       seqOf: new Map(), // message_id -> seq
-      lastSeq: 0, // highest seq shown: `since` of the next subscribe
       oldestSeq: null,
       hasOlder: false,
       loadingOlder: false,
@@ -233,6 +230,7 @@
     if (!conv) return;
     const open = openState(id);
     state.open = open;
+    socket.seqs.forget(id); // `since` starts again from the history shown now
     if (location.hash !== `#${id}`) history.replaceState(null, "", `#${id}`);
     conv.unread = 0;
     root.classList.add("open");
@@ -252,7 +250,7 @@
       status(`history: ${err.message}`);
     }
     if (state.open !== open) return;
-    open.ready = true; // from here a (re)connect subscribes with since = lastSeq
+    open.ready = true; // from here a (re)connect subscribes with since = the last seq
     subscribe();
     $("compose-text").focus();
   }
@@ -282,7 +280,7 @@
     $("conversation").dataset.state = "syncing";
     try {
       await socket.request("conversation.subscribe", {
-        conversation_id: open.id, since: open.lastSeq,
+        conversation_id: open.id, since: socket.since(open.id),
       });
     } catch (err) {
       if (err.code === "NOT_FOUND") forgetConversation(open.id);
@@ -414,7 +412,7 @@
     const after = [...list.children].find((node) => !node.classList.contains("pending")
       && Number(node.dataset.seq) > payload.seq);
     list.insertBefore(entry.item, after || list.querySelector(".pending"));
-    if (payload.seq > open.lastSeq) open.lastSeq = payload.seq;
+    socket.seqs.advance(open.id, payload.seq);
     if (open.oldestSeq === null || payload.seq < open.oldestSeq) open.oldestSeq = payload.seq;
     if (live && (stick || payload.sender_id === me)) scrollToBottom();
     return true;
@@ -657,12 +655,13 @@
     const log = debug
       ? (direction, frame) => console.debug(direction, JSON.stringify(frame))
       : null;
-    socket = new RealtimeSocket(() => ticketUrl(PATH), { log });
+    socket = new RealtimeClient({ url: () => ticketUrl(PATH), log });
     if (debug) window.messengerSocket = socket;
+    showConnection(socket, $("connection"), $("connection-detail"));
     socket.on("system.connected", (p) => {
       state.connected = true;
       state.online = new Set(p.online || []);
-      status("connected");
+      status("");
       renderList();
       if (state.reconnected) { // catch up on what happened while offline
         loadConversations().catch((err) => status(`list: ${err.message}`));
@@ -671,11 +670,12 @@
       state.reconnected = true;
       if (state.open) subscribe();
     });
-    socket.on("socket.close", (p) => {
+    socket.on("state", (p) => {
+      if (p.state !== "reconnecting" && p.state !== "closed") return;
       state.connected = false;
       if (state.open) state.open.subscribed = false;
       $("conversation").dataset.state = "offline";
-      status(p.code === 4008 || p.code === 4001 ? "signed out: reload the page" : "reconnecting…");
+      if (p.code === 4008 || p.code === 4001) status("signed out: reload the page");
     });
     socket.on("conversation.synced", onSynced);
     socket.on("message.new", onMessageNew);
@@ -696,7 +696,7 @@
     socket.on("user.online", (p) => { state.online.add(p.user_id); renderList(); });
     socket.on("user.offline", (p) => { state.online.delete(p.user_id); renderList(); });
     socket.on("error", onError);
-    socket.connect().catch((err) => status(`connect: ${err.message}`));
+    socket.connect();
   }
 
   // ------------------------------------------------------------------ wiring

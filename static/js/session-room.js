@@ -2,14 +2,13 @@
 // user), then chat, ask and upvote questions, see who is here and who is typing.
 // Reconnects with ?since=<last seq seen> so nothing said while offline is missed, and
 // re-sends unconfirmed messages with their client_id (the server stores each once).
-"use strict";
+// The socket, its backoff and the seq bookkeeping are static/realtime/client.js's.
+import {
+  RealtimeClient, csrfToken, showConnection, socketUrl, ticketUrl,
+} from "../realtime/client.js";
 
-(function () {
+{
   const $ = (id) => document.getElementById(id);
-
-  function csrfToken() {
-    return (document.cookie.match(/csrftoken=([^;]+)/) || [])[1] || "";
-  }
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -55,7 +54,6 @@
     const signedIn = root.dataset.signedIn === "1";
     const storeKey = `rt-session:${code}`;
     const state = {
-      lastSeq: null, // highest seq shown; null until the first welcome
       you: null,
       online: new Map(),
       unlisted: 0, // online but not in a big room's welcome list
@@ -63,11 +61,11 @@
       outbox: new Map(), // client_id -> [type, payload] not yet seen stored
       closed: false,
     };
-    let socket = null;
     let typingSent = 0;
     let typingTimer = null;
 
-    const status = (text) => { $("connection").textContent = text; };
+    // Notes beside the connection state: errors, a closed session, how to join.
+    const status = (text) => { $("room-note").textContent = text; };
 
     function savedGuest() {
       try {
@@ -94,15 +92,19 @@
       return guest;
     }
 
-    async function socketUrl() {
+    // Each attempt: a fresh credential, and `since` = the last seq shown, so the
+    // server replays exactly what was missed.
+    async function roomUrl() {
       const path = `/ws/sessions/${code}/`;
-      const since = `since=${state.lastSeq === null ? 0 : state.lastSeq}`;
-      if (signedIn) return `${await ticketUrl(path)}&${since}`;
+      const since = socket.since(code);
+      if (signedIn) return ticketUrl(path, { params: { since } });
       const guest = savedGuest();
       if (!guest) throw new Error("no participant token");
-      const scheme = location.protocol === "https:" ? "wss" : "ws";
-      return `${scheme}://${location.host}${path}?token=${encodeURIComponent(guest.token)}&${since}`;
+      return socketUrl(path, { token: guest.token, since });
     }
+
+    const socket = new RealtimeClient({ url: roomUrl });
+    showConnection(socket, $("connection"), $("connection-detail"));
 
     // Someone left: from the list, or one fewer of those the welcome only counted.
     function forget(participantId) {
@@ -115,6 +117,11 @@
     }
 
     // ---------------------------------------------------------------- rendering
+    // The reader's local time of a UTC timestamp, as 09:41.
+    function clock(timestamp) {
+      return new Date(timestamp).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    }
+
     function renderOnline() {
       const list = $("online");
       list.replaceChildren();
@@ -136,7 +143,13 @@
       const item = el("li", kind === "question" ? "question" : "message");
       item.id = `m-${p.message_id}`;
       item.dataset.seq = p.seq === null ? "" : String(p.seq);
+      if (state.you && p.participant_id === state.you.participant_id) item.classList.add("mine");
       item.append(el("span", "nickname", p.nickname));
+      if (p.created_at) {
+        const time = el("time", "time", clock(p.created_at));
+        time.dateTime = p.created_at;
+        item.append(time);
+      }
       item.append(el("span", "content", p.hidden ? "(hidden by the host)" : p.content));
       if (p.hidden) item.classList.add("hidden-message");
       if (kind === "question") {
@@ -160,8 +173,7 @@
 
     function stored(p, kind) {
       if (p.client_id) state.outbox.delete(p.client_id);
-      if (p.seq !== null && state.lastSeq !== null && p.seq <= state.lastSeq) return; // seen
-      if (p.seq !== null) state.lastSeq = p.seq;
+      if (!socket.accept(code, p.seq)) return; // seen: a replay overlapping the live
       const pending = $(`m-${p.message_id}`);
       if (pending) pending.remove(); // an approved question leaves the queue
       const list = kind === "question" ? $("questions") : $("messages");
@@ -181,11 +193,9 @@
     }
 
     // ---------------------------------------------------------------- socket
-    function connect() {
-      socket = new RealtimeSocket(socketUrl);
+    function listen() {
       socket.on("session.welcome", (p) => {
         state.you = p.you;
-        if (state.lastSeq === null) state.lastSeq = 0;
         document.body.classList.toggle("is-host", p.you.role === "host");
         $("session-title").textContent = p.session.title;
         $("session-status").textContent = p.session.status;
@@ -195,10 +205,11 @@
         renderOnline();
         $("join-panel").hidden = true;
         $("room-panel").hidden = false;
-        status(`connected as ${p.you.nickname}`);
+        $("you").textContent = p.you.nickname;
+        status("");
       });
       socket.on("session.synced", (p) => {
-        state.lastSeq = Math.max(state.lastSeq || 0, p.last_seq);
+        socket.seqs.advance(code, p.last_seq);
         flushOutbox();
       });
       socket.on("chat.message", (p) => stored(p, "chat"));
@@ -263,17 +274,16 @@
         for (const id of ["chat-input", "chat-send", "question-input", "question-send"]) $(id).disabled = true;
       });
       socket.on("error", (p) => status(`error ${p.code}: ${p.message}`));
-      socket.on("socket.close", (p) => {
+      socket.on("state", (p) => {
+        if (p.state !== "closed") return;
         if (p.code === 4010 || state.closed) status("the host closed this session");
         else if (p.code === 4004) status("this session does not exist");
         else if (p.code === 4005) status("you are not a participant of this session");
         else if (p.code === 4001 && !signedIn) {
           localStorage.removeItem(storeKey); // expired: join again
-          socket.close();
           showJoin();
-        } else status(`disconnected (${p.code}), reconnecting…`);
+        }
       });
-      socket.connect().catch((err) => status(`cannot connect: ${err.message}`));
     }
 
     function showJoin() {
@@ -288,7 +298,7 @@
       $("join-button").disabled = true;
       try {
         await join($("nickname").value);
-        connect();
+        socket.connect();
       } catch (err) {
         status(`could not join: ${err.message}`);
       } finally {
@@ -327,12 +337,13 @@
       if (confirm("Close this session for everyone?")) socket.send("session.close", {});
     });
 
+    listen();
     if (root.dataset.status === "closed") status("the host closed this session");
-    else if (signedIn || savedGuest()) connect();
+    else if (signedIn || savedGuest()) socket.connect();
     else showJoin();
   }
 
   const root = $("session-room");
   if (root) initRoom(root);
   else initIndex();
-})();
+}

@@ -88,16 +88,18 @@ def test_two_people_talk_in_a_direct_conversation(tmp_path):
             expect(line.locator(".bubble")).to_have_text("Hello Bob, edited")
             expect(line.locator(".edited")).to_have_text(" · edited")
 
-            # Bob drops off; meanwhile alice writes and reacts to his message. Back,
-            # he subscribes with the last seq he saw: the new one once, the reaction.
-            bob.evaluate("messengerSocket.stopped = true; messengerSocket.ws.close()")
+            # Bob drops off (his browser goes offline: the client closes its socket
+            # and waits for the network); meanwhile alice writes and reacts to his
+            # message. Back, he subscribes with the last seq he saw: the new one
+            # once, the reaction.
+            bob.context.set_offline(True)
             expect(bob.locator("#connection")).to_have_text("reconnecting…")
             alice.fill("#compose-text", "While you were away")
             alice.press("#compose-text", "Enter")
             hi = alice.locator(".message", has_text="Hi Alice")
             hi.locator(".reaction[data-emoji='❤️']").click()
             expect(hi.locator(".reaction[data-emoji='❤️']")).to_have_text("❤️ 1")
-            bob.evaluate("messengerSocket.connect()")
+            bob.context.set_offline(False)
             away = bob.locator("#message-list .message", has_text="While you were")
             expect(away).to_have_count(1)
             expect(
