@@ -150,3 +150,16 @@ async def test_one_failing_close_does_not_stop_the_rest(token, monkeypatch):
     assert second.closing and not first.closing
     for comm in (a, b):
         await comm.disconnect()
+
+
+def test_the_ring_keeps_one_entry_per_close_and_takes_errors():
+    class Socket:
+        endpoint, conn_id = "echo", "c1"
+
+    recent.record_close(Socket(), 4012, "draining")
+    recent.record_close(Socket(), 4012, "draining")  # a second layer, same close
+    recent.record_error(Socket(), "INTERNAL", "trace abc")
+    assert [(e["kind"], e["code"]) for e in recent.recent_events()] == [
+        ("close", 4012),
+        ("error", "INTERNAL"),
+    ]

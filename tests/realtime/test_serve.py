@@ -51,3 +51,46 @@ async def test_sigterm_closes_4012_then_stops_without_raising_the_signal(
     # uvicorn raises a recorded signal again after its shutdown: none is recorded.
     assert server._captured_signals == []
     assert live.process_id() not in live.get_store().members(live.PROCESSES)
+
+
+def test_the_command_starts_the_chosen_server(monkeypatch):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    import realtime.management.commands.serve as serve
+
+    started: list[tuple[str, dict]] = []
+
+    class FakeServer:
+        def run(self) -> None:
+            started.append(("uvicorn-run", {}))
+
+    def fake_uvicorn(application, **options):
+        started.append(("uvicorn", options))
+        return FakeServer()
+
+    def fake_daphne(application, **options):
+        started.append(("daphne", options))
+
+    monkeypatch.setattr(serve, "uvicorn_server", fake_uvicorn)
+    monkeypatch.setattr(serve, "run_daphne", fake_daphne)
+    out = StringIO()
+    call_command("serve", "--port", "9", "--proxy-headers", stdout=out)
+    call_command(
+        "serve",
+        "--server",
+        "uvicorn",
+        "--no-compression",
+        "--no-access-log",
+        stdout=out,
+    )
+    (daphne, daphne_options), (uvicorn, uvicorn_options), (ran, _) = started
+    assert (daphne, uvicorn, ran) == ("daphne", "uvicorn", "uvicorn-run")
+    assert daphne_options["port"] == 9
+    assert daphne_options["proxy_forwarded_proto_header"] == "X-Forwarded-Proto"
+    assert daphne_options["action_logger"] is not None
+    assert uvicorn_options["ws_per_message_deflate"] is False
+    assert uvicorn_options["access_log"] is False
+    assert "drain on SIGTERM" in out.getvalue()
+    live.set_server("asgi")

@@ -135,6 +135,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-access-log", action="store_true", help="no line per request"
         )
+        parser.add_argument(
+            "--no-compression",
+            action="store_true",
+            help="uvicorn: no permessage-deflate (docs/deployment.md)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         application = import_string(settings.ASGI_APPLICATION)
@@ -150,6 +155,7 @@ class Command(BaseCommand):
                 proxy_headers=options["proxy_headers"],
                 forwarded_allow_ips="*" if options["proxy_headers"] else None,
                 access_log=access_log,
+                ws_per_message_deflate=not options["no_compression"],
             ).run()
             return
         from daphne.access import AccessLogGenerator
