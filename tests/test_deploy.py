@@ -39,6 +39,6 @@ def test_dashboard_queries_the_alerted_series():
         "realtime_connections_accepted_total",
         "realtime_closes_total",
         "realtime_fanout_seconds_bucket",
-        "camera_worker_fps",
+        "realtime_camera_fps",
     ):
         assert name in queries and name in rules
