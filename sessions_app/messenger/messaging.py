@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from realtime.errors import Conflict, Invalid, NotFound, PermissionDenied
@@ -23,21 +22,20 @@ from sessions_app.messenger.access import (
     message_for_member,
     positive_int,
 )
+from sessions_app.messenger.message_sql import (
+    SendSQL,
+    current_sql,
+    message_insert,
+    seq_take,
+    uuid_param,
+)
 from sessions_app.messenger.models import (
     Conversation,
     ConversationMessage,
     MessageReaction,
     MessageRevision,
 )
-from sessions_app.messenger.selectors import reaction_counts
-
-
-class _Duplicate(Exception):
-    """Raised inside the transaction to roll back its seq and return the original."""
-
-    def __init__(self, message: ConversationMessage) -> None:
-        super().__init__("duplicate client_id")
-        self.message = message
+from sessions_app.messenger.selectors import is_member, reaction_counts
 
 
 def message_send(
@@ -60,49 +58,64 @@ def message_send(
     text = content_clean(content)
     client_id = client_id_clean(client_id)
     reply_id = None if reply_to is None else positive_int(reply_to, "reply_to")
-    mine = {"conversation_id": conversation_id, "sender_id": user.pk}
+    sql = current_sql()
+    conversation = uuid_param(conversation_id)
     try:
-        with transaction.atomic():
-            bumped = Conversation.objects.filter(
-                pk=conversation_id, members__user_id=user.pk
-            ).update(last_seq=F("last_seq") + 1)
-            if not bumped:
-                raise NotFound(NO_CONVERSATION)
-            if client_id is not None:
-                original = ConversationMessage.objects.filter(
-                    **mine, client_id=client_id
-                ).first()
-                if original is not None:
-                    raise _Duplicate(original)
-            if reply_id is not None and not (
-                ConversationMessage.objects.filter(
-                    pk=reply_id, conversation_id=conversation_id
-                ).exists()
-            ):
-                raise Invalid("no such message in this conversation", field="reply_to")
-            message = ConversationMessage.objects.create(
-                **mine,
-                seq=Conversation.objects.values_list("last_seq", flat=True).get(
-                    pk=conversation_id
-                ),
+        with transaction.atomic(), connection.cursor() as cursor:
+            # Write first: the row lock (PostgreSQL) or the write lock (SQLite) is
+            # taken before anything is read, so nothing read here can go stale.
+            seq = seq_take(
+                cursor,
+                sql,
+                conversation=conversation,
+                user_id=user.pk,
+                client_id=client_id,
+            )
+            if seq is None:  # nothing was written: why?
+                return _refused(cursor, sql, conversation_id, user, client_id), False
+            if reply_id is not None:
+                cursor.execute(sql.reply_found, [reply_id, conversation])
+                if cursor.fetchone() is None:
+                    raise Invalid(
+                        "no such message in this conversation", field="reply_to"
+                    )
+            message = ConversationMessage(
+                conversation_id=conversation_id,
+                seq=seq,
+                sender_id=user.pk,
                 content=text,
                 client_id=client_id,
                 reply_to_id=reply_id,
             )
+            message_insert(cursor, sql, message)
             notify.message_new(message)
-    except _Duplicate as dup:
-        return dup.message, False
     except IntegrityError:
         # Another process stored the same client_id between our check and insert.
         original = None
         if client_id is not None:
             original = ConversationMessage.objects.filter(
-                **mine, client_id=client_id
+                conversation_id=conversation_id, sender_id=user.pk, client_id=client_id
             ).first()
         if original is None:
             raise
         return original, False
     return message, True
+
+
+def _refused(
+    cursor: Any, sql: SendSQL, conversation_id: Any, user: Any, client_id: str | None
+) -> ConversationMessage:
+    """Why ``seq_take`` wrote nothing: the original of a retried ``client_id``, or
+    ``NotFound`` for a non-member (a member of a conversation that exists)."""
+    if client_id is not None and is_member(
+        conversation_id=conversation_id, user_id=user.pk
+    ):
+        params = [uuid_param(conversation_id), user.pk, client_id]
+        cursor.execute(sql.duplicate, params)
+        row = cursor.fetchone()
+        if row is not None:
+            return ConversationMessage.objects.get(pk=row[0])
+    raise NotFound(NO_CONVERSATION)
 
 
 def _own_message(
