@@ -233,7 +233,10 @@ class MessengerConsumer(EnvelopeConsumer):
 
     # ------------------------------------------------------------------ messages
     async def on_message_send(self, payload: Send, envelope: ClientEnvelope) -> None:
-        message, created = await db(message_send)(
+        # Pushed from here after the call returns: the database thread, shared by
+        # every socket, does not wait for the broadcasts.
+        message, created = await notify.deferred(
+            message_send,
             conversation_id=payload.conversation_id,
             user=self.user,
             content=payload.content,

@@ -2,8 +2,9 @@
 
 Services call these inside their transaction; each schedules its broadcasts with
 ``transaction.on_commit``, so nothing is pushed for a write that rolled back and a
-REST write pushes exactly what the socket's own write would. Every frame is encoded
-once per event (never per receiver) and sent through ``realtime.broadcast``:
+REST write pushes exactly what the socket's own write would (a socket handler calls
+the service through ``deferred`` and sends them from the event loop). Every frame is
+encoded once per event (never per receiver) and sent through ``realtime.broadcast``:
 
 - message-level frames (``message.*``) to the conversation's group, the sockets
   subscribed to it; ``message.new`` with its seq, for ordered delivery;
@@ -20,9 +21,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, TypeVar
 
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from django.db import transaction
 
 from realtime.broadcast import broadcast, publish_event
@@ -49,27 +52,68 @@ MEMBERSHIP = "messenger.membership"
 
 # (group, encoded frame, seq) for a broadcast, or (group, event) for a typed event
 Push = tuple[str, str, int | None] | tuple[str, dict[str, Any]]
+T = TypeVar("T")
+
+
+# Set by a caller on the event loop (``deferred``) around its database call: the
+# pushes of the writes committed there are collected into it, and the caller sends
+# them from the loop once the call returns, instead of the database thread blocking
+# on ``async_to_sync`` until the loop has sent each one (bench W5: that hop, per
+# send, held the one shared database thread).
+_collecting: ContextVar[list[Push] | None] = ContextVar(
+    "messenger_pushes", default=None
+)
+
+
+async def push(pushes: Iterable[Push]) -> None:
+    """Send prepared pushes, in order, from the event loop."""
+    for item in pushes:
+        if len(item) == 3:
+            await broadcast(item[0], item[1], seq=item[2])
+        else:
+            await publish_event(item[0], item[1])
 
 
 def _send(pushes: list[Push]) -> None:
-    async def run() -> None:
-        for push in pushes:
-            if len(push) == 3:
-                await broadcast(push[0], push[1], seq=push[2])
-            else:
-                await publish_event(push[0], push[1])
-
     if pushes:
-        async_to_sync(run)()
+        async_to_sync(push)(pushes)
+
+
+async def _push_logged(pushes: list[Push]) -> None:
+    # As ``robust`` on_commit callbacks: the write is stored, so a failed push is
+    # logged, not answered as an error, and does not stop the others.
+    for item in pushes:
+        try:
+            await push((item,))
+        except Exception:
+            logger.exception("a messenger push failed after commit")
 
 
 def _after_commit(build: Callable[[], list[Push]]) -> None:
-    """Build the pushes after commit (they may read committed rows) and send them.
+    """Build the pushes after commit (they may read committed rows) and send them,
+    or hand them to the caller that is collecting them (``deferred``).
 
     ``robust``: a failed broadcast is logged, never turned into an error for a write
     that is already stored.
     """
-    transaction.on_commit(lambda: _send(build()), robust=True)
+    collected = _collecting.get()
+    if collected is None:
+        transaction.on_commit(lambda: _send(build()), robust=True)
+    else:
+        transaction.on_commit(lambda: collected.extend(build()), robust=True)
+
+
+async def deferred(service: Callable[..., T], /, **kwargs: Any) -> T:
+    """``service(**kwargs)`` on the database thread; what it pushes after commit is
+    sent from the event loop when it returns (or raises: a write committed before
+    the error was still made). A write rolled back pushes nothing, as ever."""
+    collected: list[Push] = []
+    token = _collecting.set(collected)
+    try:
+        return await database_sync_to_async(service)(**kwargs)
+    finally:
+        _collecting.reset(token)
+        await _push_logged(collected)
 
 
 def _to_users(user_ids: Iterable[int], type_: str, payload: dict) -> list[Push]:
