@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export DEBUG ?= 1
 
-.PHONY: run test bench lint format clean check-deploy
+.PHONY: run test faults cluster bench lint format clean check-deploy
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,19 @@ run: $(STAMP)
 test: $(STAMP)
 	@rm -f .coverage; $(BIN)/python -m pytest --cov-report= --cov; status=$$?; \
 	$(BIN)/coverage report --skip-covered; exit $$status
+
+# The fault suite (tests/faults): real processes killed, Redis restarted, the
+# database cut off; needs Redis, PostgreSQL and haproxy (about 10 minutes).
+faults: $(STAMP)
+	$(BIN)/python -m pytest tests/faults -m faults
+
+# N server processes (default 2; CLUSTER_SERVER=uvicorn for uvicorn) on Redis and
+# PostgreSQL behind HAProxy on $(PORT); Ctrl-C stops what it started.
+N ?= 2
+CLUSTER_SERVER ?= daphne
+cluster: $(STAMP)
+	$(BIN)/python -m scripts.cluster --servers $(N) --server $(CLUSTER_SERVER) \
+		--port $(PORT)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

@@ -1,0 +1,1 @@
+"""Operator scripts run from a checkout (``make cluster``)."""

@@ -1,0 +1,1 @@
+"""Faults: processes killed, Redis restarted, the database cut off, storms."""
