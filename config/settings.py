@@ -101,7 +101,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # connection per query (https://docs.djangoproject.com/en/5.2/ref/databases/#connection-pool).
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "pool",
-        {"min_size": 1, "max_size": env_number("DATABASE_POOL_SIZE", 10, minimum=1)},
+        {
+            "min_size": 1,
+            "max_size": env_number("DATABASE_POOL_SIZE", 10, minimum=1),
+            # How long a query waits for a connection (psycopg's default, 30 s): while
+            # the database is unreachable each write waits this long before it fails
+            # with a retryable error, holding the one database thread (deployment.md).
+            "timeout": env_number(
+                "DATABASE_POOL_TIMEOUT", 30.0, minimum=0.1, integer=False
+            ),
+        },
     )
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + a busy timeout: the database thread and admin requests write side by side.
