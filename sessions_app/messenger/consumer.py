@@ -37,7 +37,6 @@ from sessions_app.messenger.groups import (
 from sessions_app.messenger.messaging import (
     message_delete,
     message_edit,
-    message_send,
     reaction_toggle,
 )
 from sessions_app.messenger.payloads import (
@@ -71,6 +70,7 @@ from sessions_app.messenger.selectors import (
     messages_replay,
     presence_contacts,
 )
+from sessions_app.messenger.sending import send_queue
 from sessions_app.messenger.services import read_mark
 
 db = database_sync_to_async
@@ -233,10 +233,10 @@ class MessengerConsumer(EnvelopeConsumer):
 
     # ------------------------------------------------------------------ messages
     async def on_message_send(self, payload: Send, envelope: ClientEnvelope) -> None:
-        # Pushed from here after the call returns: the database thread, shared by
-        # every socket, does not wait for the broadcasts.
-        message, created = await notify.deferred(
-            message_send,
+        # Stored with the sends that queued meanwhile, in one transaction, and pushed
+        # from the event loop: the database thread, shared by every socket, was the
+        # bound (docs/performance.md, W5).
+        message, created = await send_queue().send(
             conversation_id=payload.conversation_id,
             user=self.user,
             content=payload.content,

@@ -31,6 +31,7 @@ class SendSQL:
 
     bump: str  # membership only: a send without client_id
     bump_new: str  # membership and no earlier message with this client_id
+    unbump: str  # gives back the seq just taken, in the same transaction
     returning: bool  # bump and insert RETURNING (else a read, and lastrowid)
     last_seq: str
     duplicate: str
@@ -76,6 +77,10 @@ def send_sql(vendor: str, returning: bool) -> SendSQL:
     return SendSQL(
         bump=bump,
         bump_new=bump_new,
+        unbump=(
+            f"UPDATE {conversation} SET {last_seq} = {last_seq} - 1 "  # noqa: S608
+            f"WHERE {cid} = %s"
+        ),
         returning=returning,
         last_seq=f"SELECT {last_seq} FROM {conversation} WHERE {cid} = %s",  # noqa: S608
         duplicate=f"SELECT {msg_id} FROM {message} WHERE {mine}",  # noqa: S608

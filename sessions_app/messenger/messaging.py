@@ -6,12 +6,21 @@ transaction, frames pushed after commit, ``realtime.errors`` only.
 
 from __future__ import annotations
 
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from realtime.errors import Conflict, Invalid, NotFound, PermissionDenied
+from realtime.errors import (
+    Conflict,
+    DomainError,
+    Invalid,
+    NotFound,
+    PermissionDenied,
+)
 from sessions_app.messenger import notify
 from sessions_app.messenger.access import (
     NO_CONVERSATION,
@@ -37,6 +46,8 @@ from sessions_app.messenger.models import (
 )
 from sessions_app.messenger.selectors import is_member, reaction_counts
 
+logger = logging.getLogger("sessions_app.messenger")
+
 
 def message_send(
     *,
@@ -54,51 +65,106 @@ def message_send(
     used before in this conversation returns the original, unchanged, and stores
     and pushes nothing (``created`` false: the caller re-sends it to the sender).
     """
-    conversation_id = conversation_uuid(conversation_id)
-    text = content_clean(content)
-    client_id = client_id_clean(client_id)
-    reply_id = None if reply_to is None else positive_int(reply_to, "reply_to")
     sql = current_sql()
-    conversation = uuid_param(conversation_id)
+    cleaned = _send_clean(conversation_id, content, client_id, reply_to)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            # Write first: the row lock (PostgreSQL) or the write lock (SQLite) is
-            # taken before anything is read, so nothing read here can go stale.
-            seq = seq_take(
-                cursor,
-                sql,
-                conversation=conversation,
-                user_id=user.pk,
-                client_id=client_id,
-            )
-            if seq is None:  # nothing was written: why?
-                return _refused(cursor, sql, conversation_id, user, client_id), False
-            if reply_id is not None:
-                cursor.execute(sql.reply_found, [reply_id, conversation])
-                if cursor.fetchone() is None:
-                    raise Invalid(
-                        "no such message in this conversation", field="reply_to"
-                    )
-            message = ConversationMessage(
-                conversation_id=conversation_id,
-                seq=seq,
-                sender_id=user.pk,
-                content=text,
-                client_id=client_id,
-                reply_to_id=reply_id,
-            )
-            message_insert(cursor, sql, message)
-            notify.message_new(message)
+            return _store(cursor, sql, user, *cleaned)
     except IntegrityError:
         # Another process stored the same client_id between our check and insert.
         original = None
-        if client_id is not None:
+        if cleaned[2] is not None:
             original = ConversationMessage.objects.filter(
-                conversation_id=conversation_id, sender_id=user.pk, client_id=client_id
+                conversation_id=cleaned[0], sender_id=user.pk, client_id=cleaned[2]
             ).first()
         if original is None:
             raise
         return original, False
+
+
+def messages_send(
+    *, sends: Sequence[Mapping[str, Any]]
+) -> list[tuple[ConversationMessage, bool] | Exception]:
+    """Several sends (each ``message_send``'s keyword arguments) in one transaction;
+    one result per send, in order: ``(message, created)``, or the error that refused
+    it (a ``DomainError``, which wrote nothing).
+
+    A commit costs more than a send here (SQLite flushes the search index at each,
+    ~0.3 ms), so sends that queued while the database was busy share one. If the
+    transaction fails as a whole (another process's duplicate ``client_id`` on
+    PostgreSQL aborts it), each send is made again alone, by ``message_send``.
+    """
+    sql = current_sql()
+    results: list[tuple[ConversationMessage, bool] | Exception] = []
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            for send in sends:
+                try:
+                    cleaned = _send_clean(
+                        send.get("conversation_id"),
+                        send.get("content"),
+                        send.get("client_id"),
+                        send.get("reply_to"),
+                    )
+                    results.append(_store(cursor, sql, send["user"], *cleaned))
+                except DomainError as refused:
+                    results.append(refused)
+    except Exception:
+        logger.info("a batch of %d sends failed; each is sent alone", len(sends))
+        results = []
+        for send in sends:
+            try:
+                results.append(message_send(**send))
+            except Exception as error:  # the caller raises it, in its handler
+                results.append(error)
+    return results
+
+
+def _send_clean(
+    conversation_id: Any, content: Any, client_id: Any, reply_to: Any
+) -> tuple[uuid.UUID, str, str | None, int | None]:
+    return (
+        conversation_uuid(conversation_id),
+        content_clean(content),
+        client_id_clean(client_id),
+        None if reply_to is None else positive_int(reply_to, "reply_to"),
+    )
+
+
+def _store(
+    cursor: Any,
+    sql: SendSQL,
+    user: Any,
+    conversation_id: uuid.UUID,
+    text: str,
+    client_id: str | None,
+    reply_id: int | None,
+) -> tuple[ConversationMessage, bool]:
+    """One send inside the caller's transaction. A refusal leaves the transaction
+    as it found it, so that the other sends of a batch go on."""
+    conversation = uuid_param(conversation_id)
+    # Write first: the row lock (PostgreSQL) or the write lock (SQLite) is taken
+    # before anything is read, so nothing read here can go stale.
+    seq = seq_take(
+        cursor, sql, conversation=conversation, user_id=user.pk, client_id=client_id
+    )
+    if seq is None:  # nothing was written: why?
+        return _refused(cursor, sql, conversation_id, user, client_id), False
+    if reply_id is not None:
+        cursor.execute(sql.reply_found, [reply_id, conversation])
+        if cursor.fetchone() is None:
+            cursor.execute(sql.unbump, [conversation])  # the row is still ours
+            raise Invalid("no such message in this conversation", field="reply_to")
+    message = ConversationMessage(
+        conversation_id=conversation_id,
+        seq=seq,
+        sender_id=user.pk,
+        content=text,
+        client_id=client_id,
+        reply_to_id=reply_id,
+    )
+    message_insert(cursor, sql, message)
+    notify.message_new(message)
     return message, True
 
 
