@@ -70,10 +70,20 @@ RETRYABLE_CONNECT = (OSError, InvalidHandshake, TimeoutError, ConnectionClosed)
 
 
 async def connect_with_backoff(
-    url: str, *, deadline: float, base: float = 0.2, cap: float = 3.0, **options
+    url: str,
+    *,
+    deadline: float,
+    base: float = 0.2,
+    cap: float = 3.0,
+    wait_first: bool = False,
+    **options,
 ):
-    """Connect, retrying with full-jitter backoff until ``deadline`` (monotonic)."""
+    """Connect, retrying with full-jitter backoff until ``deadline`` (monotonic);
+    ``wait_first``: a reconnect, which waits its jitter before the first attempt
+    too, as static/realtime/client.js does."""
     attempt = 0
+    if wait_first:
+        await asyncio.sleep(full_jitter(0, base=base, cap=cap))
     while True:
         try:
             return await connect(url, open_timeout=5, **options)
