@@ -10,6 +10,7 @@ TARGETS = {
     "baseline": "bench.targets.baseline:Baseline",
     "baseline_messenger": "bench.targets.baseline_messenger:BaselineMessenger",
     "naive_channels": "bench.targets.naive_channels:NaiveChannels",
+    "node_ws": "bench.targets.node_ws:NodeWs",
     "ours": "bench.targets.ours:Ours",
     "ours_uvicorn": "bench.targets.ours:OursUvicorn",
     "trivial": "bench.targets.trivial:Trivial",

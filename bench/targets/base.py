@@ -57,6 +57,8 @@ class Messenger:
 
 
 DEVICES_PER_USER = 2
+# The performance issue's workloads, each run with both load clients (run.py).
+ISSUE_WORKLOADS = frozenset({"N1", "N2", "N3", "N4"})
 
 
 def messenger_plan(
@@ -137,6 +139,18 @@ class Target:
     def session_room(self, n: int) -> Room:
         """Create a live session with n subscribers plus one sender."""
         raise NotImplementedError
+
+    def session_rooms(
+        self, n_rooms: int, size: int, users_share: float = 0.0
+    ) -> list[list[str]]:
+        """n_rooms live sessions of size sockets each (N1). A target with accounts
+        makes round(size * users_share) of each room signed-in users presenting a
+        JWT and the rest guests; here every socket is what session_room gives."""
+        rooms = []
+        for _ in range(n_rooms):
+            room = self.session_room(size - 1)
+            rooms.append([*room.urls, room.sender_url])
+        return rooms
 
     def stream(self, n_viewers: int) -> Stream:
         """Create a camera stream with n_viewers viewers plus a stalled one."""
