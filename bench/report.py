@@ -32,13 +32,35 @@ RATIOS = [
     ("ours_uvicorn", "baseline"),
     ("ours_uvicorn", "ours"),
     ("naive_channels", "baseline"),
+    ("ours", "node_ws"),
+    ("ours_uvicorn", "node_ws"),
+    ("node_ws", "baseline"),
 ]
 SHORT = {
     "naive_channels": "naive",
     "baseline": "base",
     "baseline_messenger": "base_m",
     "ours_uvicorn": "ours_uv",
+    "node_ws": "node",
 }
+CLIENTS = ("python", "node")  # the load clients of the N workloads (run.py)
+# The performance issue's goals, each met only if it holds under every client:
+# (workload, metric, target, versus, bound): target ÷ versus ≥ bound, or with versus
+# None, target's own value ≤ bound. A figure with messages lost or requests throttled
+# (RATE_LIMITED) meets nothing: it is not the capacity the goal is about.
+GOALS = [
+    ("N1", "conn_per_s", "ours_uvicorn", "baseline", 1.5),
+    ("N1", "conn_per_s", "ours", "baseline", 1.0),
+    ("N1", "rss_per_conn_kb", "ours_uvicorn", None, 20.0),
+    ("N2", "rtt_per_s", "ours_uvicorn", "baseline", 1.5),
+    ("N2", "rtt_per_s", "ours", "baseline", 1.0),
+    ("N3", "deliveries_per_s", "ours", "baseline", 1.5),
+    ("N3", "deliveries_per_s", "ours_uvicorn", "baseline", 1.5),
+    ("N4", "deliveries_per_s", "ours", "baseline", 2.0),
+    ("N4", "deliveries_per_s", "ours_uvicorn", "baseline", 2.0),
+    ("N4", "deliveries_per_s", "ours", "node_ws", 0.8),
+    ("N4", "deliveries_per_s", "ours_uvicorn", "node_ws", 0.8),
+]
 
 
 def flatten(obj, prefix: str = "") -> dict[str, float]:
@@ -93,16 +115,76 @@ def rows(workload: str, by_target: dict) -> tuple[list[str], list[list[str]]]:
 
 
 def notes(workload: str, by_target: dict) -> list[str]:
-    """One line per target that was skipped or failed."""
+    """One line per target (or target's client) that was skipped or failed."""
     out = []
     for t, r in by_target.items():
-        why = r.get("skipped") or r.get("error")
-        if why:
-            out.append(
-                f"  {workload} {t}: {'skipped' if r.get('skipped') else 'error'}: "
-                f"{str(why)[:160]}"
-            )
+        parts = [(f"{t} {c}", r[c]) for c in CLIENTS if isinstance(r.get(c), dict)]
+        for who, res in parts or [(t, r)]:
+            why = res.get("skipped") or res.get("error")
+            if why:
+                out.append(
+                    f"  {workload} {who}: "
+                    f"{'skipped' if res.get('skipped') else 'error'}: {str(why)[:160]}"
+                )
     return out
+
+
+def goal_check(results: dict, goal: tuple) -> tuple[list[str], str]:
+    """One goal's figure under each client and whether it is met under all of them."""
+    workload, metric, target, versus, bound = goal
+    by_target = results.get(workload, {})
+    cells, verdicts = [], []
+    for client in CLIENTS:
+        mine = by_target.get(target, {}).get(client) or {}
+        other = by_target.get(versus, {}).get(client) or {} if versus else {}
+        value = mine.get(metric)
+        if value is None or (versus and not other.get(metric)):
+            cells.append("-")
+            verdicts.append(None)
+            continue
+        spoiled = ", ".join(
+            f"{k.replace('_', ' ')} {mine[k]}"
+            for k in ("lost", "rate_limited")
+            if mine.get(k)
+        )
+        if versus:
+            value = value / other[metric]
+            ok = value >= bound and not spoiled
+            cells.append(f"{value:.2f}x" + (f" ({spoiled})" if spoiled else ""))
+        else:
+            ok = value <= bound and not spoiled
+            cells.append(_fmt(value) + (f" ({spoiled})" if spoiled else ""))
+        verdicts.append(ok)
+    if False in verdicts:
+        met = "no"
+    elif None in verdicts:
+        missing = [c for c, v in zip(CLIENTS, verdicts, strict=True) if v is None]
+        met = f"unproven (no {', '.join(missing)} figure)"
+    else:
+        met = "yes"
+    return cells, met
+
+
+def goals(results: dict) -> list[str]:
+    """The issue's goals for the N workloads present, one aligned line each."""
+    present = [g for g in GOALS if g[0] in results]
+    if not present:
+        return []
+    header = ["goal", *CLIENTS, "met"]
+    body = []
+    for g in present:
+        workload, metric, target, versus, bound = g
+        what = f"{target}/{versus} >= {bound}x" if versus else f"{target} <= {bound:g}"
+        cells, met = goal_check(results, g)
+        body.append([f"{workload} {metric} {what}", *cells, met])
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    return [
+        "  ".join(
+            c.ljust(w) if i in (0, 3) else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ).rstrip()
+        for r in [header, *body]
+    ]
 
 
 def table(results: dict) -> str:
@@ -119,4 +201,7 @@ def table(results: dict) -> str:
             out.append("  ".join(cells))
         out.extend(notes(workload, by_target))
         out.append("")
+    lines = goals(results)
+    if lines:
+        out.extend(["goals (met only if they hold under both clients)", *lines, ""])
     return "\n".join(out)

@@ -3,6 +3,7 @@
 .venv/bin/python -m bench.run --quick --targets baseline,naive_channels
 .venv/bin/python -m bench.run                      # full run, every target and workload
 .venv/bin/python -m bench.run --targets trivial --workloads W1 --window 16  # ceiling
+.venv/bin/python -m bench.run --workloads N1,N2,N3,N4  # the issue's, both clients
 """
 
 from __future__ import annotations
@@ -21,18 +22,25 @@ import psutil
 if __package__ in (None, ""):  # `python bench/run.py` works too
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.node import NodeUnavailable, ensure_installed
 from bench.report import table
 from bench.targets import load
-from bench.targets.base import PY, ROOT, Target
+from bench.targets.base import ISSUE_WORKLOADS, PY, ROOT, Target
 
 RESULTS = ROOT / "bench" / "results"
 ALL_WORKLOADS = ["W1", "W2", "W3", "W4"]  # W5 is opt-in: --workloads W5
-KNOWN_WORKLOADS = [*ALL_WORKLOADS, "W5"]
+# The performance issue's table, opt-in too; each runs under every --client.
+ISSUE = sorted(ISSUE_WORKLOADS)
+KNOWN_WORKLOADS = [*ALL_WORKLOADS, "W5", *ISSUE]
+# What each load client implements an N workload as (`kind` in the spec).
+KIND = {"N1": "connects", "N2": "roundtrips", "N3": "fanout", "N4": "fanout"}
+CLIENTS = {"python": "bench.loadgen", "node": "bench.node"}
 # Without --targets, a target runs only if it supports a requested workload.
 DEFAULT_TARGETS = (
     "baseline",
     "baseline_messenger",
     "naive_channels",
+    "node_ws",
     "ours",
     "ours_uvicorn",
 )
@@ -68,6 +76,32 @@ FULL = {
         "sat_s": 10.0,
         "concurrency": 100,
     },
+    # The issue's: 2,000 sockets into 200 sessions of 10, half of each room signed-in
+    # users presenting a JWT (guests on targets without accounts)...
+    "N1": {
+        "sessions": 200,
+        "size": 10,
+        "users_share": 0.5,
+        "concurrency": 100,
+        "settle_s": 1.5,
+    },
+    # ... 50 clients' round trips, fan-out to 100 with 8 senders and to 1,000 (one
+    # sender, as W1); a window of 4 unechoed messages per sender, as W1's.
+    "N2": {"n": 50, "duration_s": 10.0, "concurrency": 50},
+    "N3": {
+        "receivers": 100,
+        "senders": 8,
+        "window": 4,
+        "sat_s": 10.0,
+        "concurrency": 100,
+    },
+    "N4": {
+        "receivers": 1000,
+        "senders": 1,
+        "window": 4,
+        "sat_s": 10.0,
+        "concurrency": 100,
+    },
 }
 QUICK = {
     "W1": {**FULL["W1"], "ns": [100, 1000], "fixed_s": 3.0, "sat_s": 3.0},
@@ -83,11 +117,17 @@ QUICK = {
         "fixed_s": 3.0,
         "sat_s": 3.0,
     },
+    "N1": {**FULL["N1"], "sessions": 50, "settle_s": 1.0},
+    "N2": {**FULL["N2"], "n": 20, "duration_s": 3.0},
+    "N3": {**FULL["N3"], "sat_s": 3.0},
+    "N4": {**FULL["N4"], "sat_s": 3.0},
 }
 
 
 def build_spec(target: Target, workload: str, p: dict) -> dict:
     """Ask the target for rooms or streams; describe the workload for the loadgen."""
+    if workload in KIND:
+        return {"kind": KIND[workload], **issue_spec(target, workload, p)}
     if workload == "W1":
         cases = []
         for n in p["ns"]:
@@ -115,11 +155,37 @@ def build_spec(target: Target, workload: str, p: dict) -> dict:
     }
 
 
+def issue_spec(target: Target, workload: str, p: dict) -> dict:
+    """URLs of an N workload, the same for both load clients."""
+    if workload == "N1":
+        warm = target.session_rooms(1, 10, p["users_share"])
+        rooms = target.session_rooms(p["sessions"], p["size"], p["users_share"])
+        return {
+            "warm_urls": [u for r in warm for u in r],
+            "urls": [u for r in rooms for u in r],
+            "params": p,
+        }
+    if workload == "N2":
+        return {"urls": target.session_room(p["n"]).urls, "params": p}
+    # N3, N4: receivers join first, then the senders (members too, not counted)
+    n = p["receivers"]
+    room = target.session_room(n + p["senders"] - 1)
+    return {
+        "urls": room.urls[:n],
+        "sender_urls": [*room.urls[n:], room.sender_url],
+        "params": p,
+    }
+
+
 def budget(workload: str, p: dict) -> float:
     """Generous upper bound, in seconds, for one load-generator run."""
+    if workload in ("N3", "N4"):
+        return 120 + p["sat_s"] + 60
+    if workload == "N2":
+        return 90 + p["duration_s"]
     if workload == "W1":
         return 60 + len(p["ns"]) * (p["fixed_s"] + p["sat_s"] + 120)
-    if workload == "W2":
+    if workload in ("W2", "N1"):
         return 240
     if workload == "W3":
         return 90 + p["duration_s"]
@@ -128,14 +194,17 @@ def budget(workload: str, p: dict) -> float:
     return 90 + p["measure_s"] + p["stall_s"] * 1.5
 
 
-def run_loadgen(spec: dict, cpus: set[int] | None, tag: str) -> dict:
-    """Run `python -m bench.loadgen` as its own process group, killed if it overruns."""
+def run_loadgen(
+    spec: dict, cpus: set[int] | None, tag: str, module: str = "bench.loadgen"
+) -> dict:
+    """Run `python -m <module>` (a load client) as its own process group, killed if
+    it overruns."""
     tmp = RESULTS / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     spec_path, out_path = tmp / f"spec-{tag}.json", tmp / f"out-{tag}.json"
     spec_path.write_text(json.dumps(spec))
     out_path.unlink(missing_ok=True)
-    cmd = [PY, "-m", "bench.loadgen", "--spec", str(spec_path), "--out", str(out_path)]
+    cmd = [PY, "-m", module, "--spec", str(spec_path), "--out", str(out_path)]
     proc = subprocess.Popen(
         cmd,
         cwd=ROOT,
@@ -163,10 +232,13 @@ class StartFailed(RuntimeError):
     """The server did not start: the target's remaining workloads are skipped."""
 
 
-def run_one(target: Target, workload: str, p: dict, args, cpus: tuple) -> dict:
+def run_one(
+    target: Target, workload: str, p: dict, args, cpus: tuple, client: str = "python"
+) -> dict:
     """Fresh server, set up, load, stop; a failed setup skips only this workload."""
     t0 = time.monotonic()
-    log = RESULTS / "logs" / f"{target.name}-{workload}.log"
+    name = f"{target.name}-{workload}" + (f"-{client}" if workload in KIND else "")
+    log = RESULTS / "logs" / f"{name}.log"
     try:
         target.start(log, cpus=cpus[0])
     except Exception as exc:
@@ -186,10 +258,10 @@ def run_one(target: Target, workload: str, p: dict, args, cpus: tuple) -> dict:
             workers=args.client_procs,
             deadline_s=budget(workload, p),
         )
-        res = run_loadgen(spec, cpus[1], f"{target.name}-{workload}")
+        res = run_loadgen(spec, cpus[1], name, CLIENTS[client])
     finally:
         target.stop()
-    print(f"  {target.name} {workload}: {time.monotonic() - t0:.0f} s", flush=True)
+    print(f"  {name.replace('-', ' ')}: {time.monotonic() - t0:.0f} s", flush=True)
     return res
 
 
@@ -227,18 +299,37 @@ def run_target(name: str, workloads: list[str], cfg: dict, args, cpus) -> dict:
         if w not in target.workloads:
             out[w] = {"skipped": "workload not supported by this target"}
             continue
-        busy = wait_quiet(args.quiet_wait, QUIET_PCT) if args.quiet_wait else None
-        note = f" (machine {busy}% busy before)" if busy is not None else ""
-        print(f"{name} {w} ...{note}", flush=True)
-        try:
-            out[w] = run_one(target, w, cfg[w], args, cpus)
-            out[w]["machine_busy_before_pct"] = busy
-        except StartFailed as exc:
-            broken = f"server did not start: {exc}"
-            print(f"SKIP {name}: {broken}", flush=True)
-            out[w] = {"skipped": broken}
+        if w not in KIND:
+            out[w], broken = measure(target, w, cfg[w], args, cpus, "python")
+            continue
+        out[w] = {}
+        for client in args.clients:  # N workloads: one fresh server per client
+            if client in args.client_skip:
+                out[w][client] = {"skipped": args.client_skip[client]}
+            elif broken:
+                out[w][client] = {"skipped": broken}
+            else:
+                out[w][client], broken = measure(target, w, cfg[w], args, cpus, client)
     target.finish()
     return out
+
+
+def measure(
+    target: Target, w: str, p: dict, args, cpus, client: str
+) -> tuple[dict, str | None]:
+    """One workload with one load client; (result, why the server is broken)."""
+    busy = wait_quiet(args.quiet_wait, QUIET_PCT) if args.quiet_wait else None
+    note = f" (machine {busy}% busy before)" if busy is not None else ""
+    label = f"{w} {client}" if w in KIND else w
+    print(f"{target.name} {label} ...{note}", flush=True)
+    try:
+        res = run_one(target, w, p, args, cpus, client)
+    except StartFailed as exc:
+        broken = f"server did not start: {exc}"
+        print(f"SKIP {target.name}: {broken}", flush=True)
+        return {"skipped": broken}, broken
+    res["machine_busy_before_pct"] = busy
+    return res, None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -253,13 +344,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument(
         "--targets",
-        help="baseline,baseline_messenger,naive_channels,ours,ours_uvicorn,trivial "
+        help="baseline,baseline_messenger,naive_channels,node_ws,ours,ours_uvicorn,"
+        "trivial "
         "(default: those that support a requested workload, trivial excepted)",
     )
     ap.add_argument(
         "--workloads",
         default=",".join(ALL_WORKLOADS),
-        help="W1,W2,W3,W4 (default), W5 (messenger) on request",
+        help="W1,W2,W3,W4 (default), W5 (messenger) and N1,N2,N3,N4 (the "
+        "performance issue's, with both load clients) on request",
+    )
+    ap.add_argument(
+        "--client",
+        choices=["python", "node", "both"],
+        default="both",
+        help="load client for N1-N4: the Python one, Node.js ws, or both (default)",
     )
     ap.add_argument(
         "--client-procs",
@@ -307,6 +406,14 @@ def main(argv: list[str] | None = None) -> int:
         targets = [t for t in args.targets.split(",") if t]
     else:
         targets = [t for t in DEFAULT_TARGETS if set(workloads) & load(t).workloads]
+    args.clients = ["python", "node"] if args.client == "both" else [args.client]
+    args.client_skip = {}
+    if "node" in args.clients and set(workloads) & ISSUE_WORKLOADS:
+        try:
+            ensure_installed()  # npm ci of the pinned ws, once
+        except NodeUnavailable as exc:
+            args.client_skip["node"] = f"Node client unavailable: {exc}"
+            print(f"SKIP node client: {exc}", flush=True)
     cpus = cpu_plan(args.pin)
     print(
         f"server cpus {cpus[0] or 'any'}, load generator cpus {cpus[1] or 'any'}, "
@@ -323,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         "argv": sys.argv,
         "quick": args.quick,
         "config": {w: cfg[w] for w in workloads},
+        "clients": args.clients,
         "cpus": {"server": sorted(cpus[0] or []), "loadgen": sorted(cpus[1] or [])},
         "client_procs": args.client_procs,
         "seconds": round(time.monotonic() - started, 1),

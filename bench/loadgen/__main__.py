@@ -10,7 +10,7 @@ import time
 
 from .pool import Pool
 from .probe import ServerProbe
-from .workloads import WORKLOADS
+from .workloads import KINDS, WORKLOADS
 
 
 def log(msg: str) -> None:
@@ -38,9 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.alarm(int(spec.get("deadline_s", 600)))
     pool = Pool(int(spec.get("workers", 1)))
     try:
-        result = WORKLOADS[spec["workload"]](
-            pool, spec, ServerProbe(spec.get("server_pid")), log
-        )
+        run = KINDS[spec["kind"]] if "kind" in spec else WORKLOADS[spec["workload"]]
+        result = run(pool, spec, ServerProbe(spec.get("server_pid")), log)
     except Exception as exc:
         result = {"error": f"{type(exc).__name__}: {exc}"}
         log(result["error"])

@@ -164,6 +164,32 @@ class Sender(Subscriber):
         )
 
 
+class TaggedSender(Sender):
+    """One of several senders in a room (N3, N4): its messages carry its own tag, so
+    only their echoes close its window; other senders' messages are ignored."""
+
+    def __init__(self, hostport: str, path: str, stats: Stats) -> None:
+        super().__init__(hostport, path, stats)
+        self.tag = b"~s~"
+
+    def on_message(self, op: int, buf: bytearray, start: int, end: int) -> None:
+        """Count an echo carrying our tag and wake the window."""
+        if buf.find(self.tag, start, end) >= 0:
+            self.count += 1
+            self.echo.set()
+        elif buf.find(MARK, start, end) < 0:
+            self.on_other(op, buf, start, end)
+
+    def send_chat(self, pad: bytes) -> None:
+        """Send one chat.send stamped with the wall clock and tagged."""
+        self.sent += 1
+        mark = stamp()
+        self.send_text(
+            b'{"type":"chat.send","payload":{"content":"%s:%d%s%s","client_id":"%s"}}'
+            % (mark, self.sent, self.tag, pad, mark)
+        )
+
+
 class Pinger(AppClient):
     """A closed-loop client: ping, wait for the pong with the same payload, repeat."""
 

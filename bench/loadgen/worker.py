@@ -27,6 +27,7 @@ class Worker:
             "dev": [],
         }
         self.sender: clients.Sender | None = None
+        self.senders: list[clients.TaggedSender] = []  # N3, N4: several per room
         self.publisher: clients.Publisher | None = None
         self.pub_task: asyncio.Task | None = None
         self.pub_result: dict = {}
@@ -179,6 +180,40 @@ class Worker:
         )
         return True
 
+    async def cmd_connect_senders(self, urls, timeout=30.0):
+        """Open tagged senders (N3, N4), one after another, after the receivers."""
+        for url in urls:
+            s = await connect(
+                url, clients.TaggedSender, timeout, True, stats=self.stats
+            )
+            s.tag = b"~w%ds%d~" % (self.wid, len(self.senders))
+            self.senders.append(s)
+        return len(self.senders)
+
+    async def cmd_send_window(self, window=4, duration=5.0, pad=0):
+        """Every tagged sender keeps `window` unechoed messages in flight."""
+        padding = b" " * pad
+        for s in self.senders:
+            s.sent = s.count = 0
+        t0_ns = time.time_ns()
+        end = time.monotonic() + duration
+
+        async def loop(s: clients.TaggedSender) -> None:
+            while time.monotonic() < end and not s.closed.done():
+                while s.sent - s.count < window:
+                    s.send_chat(padding)
+                s.echo.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(s.echo.wait(), 1.0)
+
+        await asyncio.gather(*(loop(s) for s in self.senders))
+        return {
+            "sent": sum(s.sent for s in self.senders),
+            "echoed": sum(s.count for s in self.senders),
+            "t0_ns": t0_ns,
+            "t1_ns": time.time_ns(),
+        }
+
     async def cmd_quiesce(self, idle=0.5, limit=30.0):
         """Wait until nothing arrived for `idle` s (at most `limit` s)."""
         t0 = time.monotonic()
@@ -196,6 +231,8 @@ class Worker:
                 c.count = 0
         if self.sender:
             self.sender.sent = self.sender.count = 0
+        for s in self.senders:
+            s.sent = s.count = 0
         return True
 
     async def cmd_progress(self):
@@ -304,6 +341,7 @@ class Worker:
             await self.cmd_publish_stop()
         everyone = [c for group in self.conns.values() for c in group]
         everyone += [c for c in (self.sender, self.publisher) if c]
+        everyone += self.senders
         for c in everyone:
             c.close()
         for s in self.stalled:
@@ -311,6 +349,7 @@ class Worker:
         self.stalled.clear()
         for group in self.conns.values():
             group.clear()
+        self.senders = []
         self.sender = self.publisher = None
         await asyncio.sleep(0.2)
         return len(everyone)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from .base import OpenTarget, uvicorn_command
+from .base import ISSUE_WORKLOADS, OpenTarget, uvicorn_command
 
 
 class Baseline(OpenTarget):
     """bench/baselines/fastapi_manager.py: every workload."""
 
     name = "baseline"
+    workloads = frozenset({"W1", "W2", "W3", "W4"}) | ISSUE_WORKLOADS
 
     def command(self, port: int) -> list[str]:
         """uvicorn, one process, no access log."""

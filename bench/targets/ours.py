@@ -17,6 +17,8 @@ skips the workload (or the whole target), printing why.
            camera /ws/streams/<id>/publish/?token=<the stream's publish token>
   messenger users, conversations and a JWT each (MESSENGER_SNIPPET, manage.py shell;
            sessions_app.messenger.models); devices /ws/messenger/?token=<JWT>
+  N1 rooms sessions and guests through REST as above; signed-in users and their JWTs
+           (USERS_SNIPPET, manage.py shell), ws://.../ws/sessions/<code>/?token=<JWT>
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pathlib import Path
 from .base import (
     DEVICES_PER_USER,
     HOST,
+    ISSUE_WORKLOADS,
     PY,
     ROOT,
     Messenger,
@@ -96,6 +99,21 @@ print(json.dumps({{"tokens": [str(AccessToken.for_user(u)) for u in users],
 )
 
 
+# N1: signed-in users (they become members on first connect) and a JWT each, as JSON.
+USERS_SNIPPET = os.environ.get(
+    "BENCH_OURS_USERS_SNIPPET",
+    """
+import json
+from django.contrib.auth import get_user_model
+from rest_framework_simplejwt.tokens import AccessToken
+U = get_user_model()
+names = [f"{tag}u{{i}}" for i in range({n})]
+users = U.objects.bulk_create([U(username=name, password="!") for name in names])
+print(json.dumps([str(AccessToken.for_user(u)) for u in users]))
+""",
+)
+
+
 def lift_throttles() -> None:
     """Raise every per-connection throttle knob (``rates``) so that none binds."""
     from django.conf import settings
@@ -107,6 +125,7 @@ def lift_throttles() -> None:
             rates = conf.get(knob.name)
             lifted = {t: (RAISED_LIMIT, w) for t, (_, w) in rates.items()}
             setattr(settings, knob.name, lifted)
+    conf.reload()  # assigned, not overridden: no setting_changed to forget them
 
 
 _app = None
@@ -127,7 +146,7 @@ class Ours(Target):
     """The project's server under daphne, one process, like `make run`."""
 
     name = "ours"
-    workloads = frozenset({"W1", "W2", "W3", "W4", "W5"})
+    workloads = frozenset({"W1", "W2", "W3", "W4", "W5"}) | ISSUE_WORKLOADS
     unset_env = ("REDIS_URL",)  # in-memory channel layer, as in the other targets
 
     def __init__(self) -> None:
@@ -200,6 +219,41 @@ class Ours(Target):
         with ThreadPoolExecutor(4) as ex:
             urls = list(ex.map(join, range(n + 1)))
         return Room(urls[:n], urls[n])
+
+    def session_rooms(
+        self, n_rooms: int, size: int, users_share: float = 0.0
+    ) -> list[list[str]]:
+        """Sessions created as the bench user; in each, round(size * users_share)
+        signed-in users with their own JWT (USERS_SNIPPET) alternate with guests
+        joined through REST."""
+        n_users = round(size * users_share)
+        tokens: list[str] = []
+        if n_users:
+            tag = f"n1{uuid.uuid4().hex[:6]}"
+            snippet = USERS_SNIPPET.format(tag=tag, n=n_rooms * n_users)
+            out = self._manage("shell", "-c", snippet).strip().splitlines()
+            try:
+                tokens = json.loads(out[-1])
+            except (IndexError, ValueError) as exc:
+                raise TargetUnavailable("USERS_SNIPPET printed no JSON") from exc
+        create = f"{self.base_http}/api/sessions/"
+
+        def room(r: int) -> list[str]:
+            title = {"title": f"bench {uuid.uuid4().hex[:6]}"}
+            code = post_json(create, title, self.jwt)["code"]
+            join = f"{self.base_http}/api/sessions/{code}/join/"
+            ws = f"{self.base_ws}/ws/sessions/{code}/?token="
+            users = [ws + t for t in tokens[r * n_users : (r + 1) * n_users]]
+            guests = [
+                ws + post_json(join, {"nickname": f"guest{i}"})["token"]
+                for i in range(size - n_users)
+            ]
+            mixed = [u for pair in zip(users, guests, strict=False) for u in pair]
+            k = min(len(users), len(guests))
+            return mixed + users[k:] + guests[k:]
+
+        with ThreadPoolExecutor(4) as ex:
+            return list(ex.map(room, range(n_rooms)))
 
     def stream(self, n_viewers: int) -> Stream:
         """A public stream; viewers present the bench JWT, the camera its token."""
