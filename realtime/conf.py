@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
 
 Kind = Literal["str", "bool", "int", "float", "list", "rates"]
 KINDS: frozenset[str] = frozenset({"str", "bool", "int", "float", "list", "rates"})
@@ -186,15 +187,43 @@ def _register(knob: Knob) -> None:
         raise ValueError(f"knob {knob.name} is declared twice")
 
 
+# Values read, kept until a setting changes: several knobs are read on every client
+# frame, and a lookup, a getattr on Django's lazy settings and a cast each time were
+# measurable there. Django signals every change made through ``override_settings``
+# (the ``settings`` fixture) with ``setting_changed``: the whole cache goes then, as
+# DRF's ``api_settings`` does; code that assigns to ``settings`` itself calls
+# ``reload()``.
+# ``override_settings`` (and so the fixture, ``del`` included) swaps the object behind
+# ``settings``: a read under another one starts afresh.
+_cache: dict[str, Any] = {}
+_cached_under: list[Any] = [None]
+
+
 def _read_setting(name: str) -> Any:
+    wrapped = settings._wrapped
+    if wrapped is not _cached_under[0]:
+        _cache.clear()
+        _cached_under[0] = wrapped
+    try:
+        return _cache[name]
+    except KeyError:
+        pass
     try:
         knob = _registry[name]
     except KeyError:
         raise KeyError(f"no knob named {name!r} is registered") from None
     value = getattr(settings, name, _UNSET)
-    if value is _UNSET:
-        return knob.default_value(_read_setting)
-    return knob.cast(value)
+    value = knob.default_value(_read_setting) if value is _UNSET else knob.cast(value)
+    _cache[name] = value
+    return value
+
+
+def reload(**_: Any) -> None:
+    """Forget the values read: the next reads see Django's settings as they are."""
+    _cache.clear()
+
+
+setting_changed.connect(reload)
 
 
 def knobs() -> list[Knob]:
@@ -211,11 +240,11 @@ class AppSettings:
     """An app's knobs as attributes, each read from Django's settings at use.
 
     ``app_settings.NAME`` is ``getattr(django.conf.settings, NAME, default)`` cast to
-    the knob's kind, looked up on every access (so the ``settings`` fixture overrides
-    it); a name the app did not declare raises AttributeError. Declaring registers the
-    knobs for ``get()``; a name may belong to one app only. ``after_environment``, if
-    given, is applied by ``from_environment`` to the values read, for rules between
-    knobs (the toolkit's quick heartbeat).
+    the knob's kind, kept until a setting changes (so the ``settings`` fixture
+    overrides it); a name the app did not declare raises AttributeError. Declaring
+    registers the knobs for ``get()``; a name may belong to one app only.
+    ``after_environment``, if given, is applied by ``from_environment`` to the values
+    read, for rules between knobs (the toolkit's quick heartbeat).
     """
 
     def __init__(
@@ -231,13 +260,9 @@ class AppSettings:
 
     def __getattr__(self, name: str) -> Any:
         # Only called for names that are not real attributes: the knobs.
-        knob = self.__dict__.get("knobs", {}).get(name)
-        if knob is None:
+        if name not in self.__dict__.get("knobs", {}):
             raise AttributeError(f"no knob named {name!r} in this app's settings")
-        value = getattr(settings, name, _UNSET)
-        if value is _UNSET:
-            return knob.default_value(_read_setting)
-        return knob.cast(value)
+        return _read_setting(name)
 
     def __dir__(self) -> list[str]:
         return [*super().__dir__(), *self.knobs]

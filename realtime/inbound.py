@@ -79,7 +79,7 @@ class Inbound:
         Raises a ``RealtimeError`` whose ``request_id`` attribute is the frame's, when
         one could be read, so that the error answers the request that caused it.
         """
-        limit = int(conf.get("REALTIME_MAX_TEXT_BYTES"))
+        limit = conf.get("REALTIME_MAX_TEXT_BYTES")
         # A str of n chars is at most 4n UTF-8 bytes: only long frames are encoded.
         if len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit:
             raise _with_request_id(
