@@ -80,7 +80,7 @@ def test_redis_and_postgres_switches(monkeypatch):
         5432,
         0,
     )
-    assert db["OPTIONS"]["pool"] == {"min_size": 1, "max_size": 10}
+    assert db["OPTIONS"]["pool"] == {"min_size": 1, "max_size": 10, "timeout": 30.0}
 
 
 def test_quick_heartbeat(monkeypatch):

@@ -12,7 +12,7 @@ def test_anonymous_visitor_gets_a_token_field(client):
     assert page.status_code == 200
     html = page.content.decode()
     assert 'id="token"' in html
-    assert "/static/js/realtime.js" in html and "/static/js/copilot.js" in html
+    assert '<script type="module" src="/static/js/copilot.js">' in html
     assert "csrftoken" in page.cookies  # for the ticket POST once signed in
 
 

@@ -33,7 +33,7 @@ def test_the_page_names_only_the_user_and_their_contacts(client, alice, bob, car
     assert "csrftoken" in page.cookies  # for ticket and REST POSTs
     html = page.content.decode()
     assert f'data-user-id="{alice.pk}"' in html
-    assert "/static/js/realtime.js" in html and "/static/js/messenger.js" in html
+    assert '<script type="module" src="/static/js/messenger.js">' in html
     start = html.index('<script id="user-names" type="application/json">')
     names = json.loads(html[start:].split(">", 1)[1].split("</script>", 1)[0])
     assert names == {str(alice.pk): "alice", str(bob.pk): "bob"}  # not carol
@@ -60,4 +60,4 @@ def test_the_home_page_links_it(client):
 def test_the_script_and_style_are_served(client):
     script = _body(client.get("/static/js/messenger.js"))
     assert b'const PATH = "/ws/messenger/"' in script
-    assert client.get("/static/css/messenger.css").status_code == 200
+    assert client.get("/static/css/site.css").status_code == 200

@@ -112,7 +112,7 @@ def test_metrics_from_loopback_or_staff(api, staff):
 def test_home_page_and_static(client):
     home = client.get("/")
     assert home.status_code == 200 and b"Django Realtime" in home.content
-    js = client.get("/static/js/realtime.js")
+    js = client.get("/static/realtime/client.js")
     assert js.status_code == 200
 
 

@@ -236,7 +236,7 @@ def test_pages(client, session):
     assert reply.status_code == 200
     html = reply.content.decode()
     assert f'data-code="{session.code}"' in html and "session-room.js" in html
-    assert "realtime.js" in html and 'data-signed-in="0"' in html
+    assert 'type="module"' in html and 'data-signed-in="0"' in html
     assert "csrftoken" in reply.cookies
     redirect = client.get(f"/sessions/{session.code.lower()}/")
     assert redirect.status_code == 302 and redirect.url == f"/sessions/{session.code}/"
