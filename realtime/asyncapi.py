@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from realtime.codes import CLOSE_CODES
 from realtime.connection import PongPayload
 from realtime.protocol import (
     REQUEST_ID_PATTERN,
@@ -49,66 +50,6 @@ COMMON_SENDS: dict[str, type[BaseModel] | Schema] = {
     "ping": PongPayload,  # the heartbeat: answer ``pong`` with the same nonce
     "pong": ANY_OBJECT,  # the client's ``ping`` payload, echoed
     "auth.refreshed": AuthRefreshed,
-}
-
-# §2's table: (name, meaning, what a client should do). 1006 and 1011 are never
-# sent by the application but are what a client meets, so they are listed too.
-CLOSE_CODES: dict[int, tuple[str, str, str]] = {
-    1000: ("NORMAL", "normal closure", "—"),
-    1006: ("ABNORMAL", "(never sent) connection dropped", "reconnect with backoff"),
-    1011: (
-        "SERVER_ERROR",
-        "(sent by daphne) unhandled exception",
-        "reconnect with backoff",
-    ),
-    4001: (
-        "INVALID_CREDENTIAL",
-        "credential invalid or expired",
-        "refresh the token, then reconnect",
-    ),
-    4003: (
-        "HEARTBEAT_TIMEOUT",
-        "missed pongs, or a camera viewer stopped acknowledging",
-        "reconnect with backoff",
-    ),
-    4004: (
-        "NOT_FOUND",
-        "room, conversation, stream or socket path does not exist",
-        "do not retry",
-    ),
-    4005: (
-        "FORBIDDEN",
-        "not a member, banned, a guest where users only",
-        "do not retry",
-    ),
-    4006: ("UNSUPPORTED_DATA", "reserved: unsupported data", "fix the client"),
-    4008: ("NO_CREDENTIAL", "no credential presented", "go to login"),
-    4009: (
-        "REPLACED",
-        "replaced by a newer connection (single-session policy)",
-        "do not auto-reconnect",
-    ),
-    4010: ("SESSION_CLOSED", "live session closed by its host", "do not retry"),
-    4011: (
-        "INTERNAL",
-        "internal error the application caught",
-        "reconnect with backoff",
-    ),
-    4012: (
-        "GOING_AWAY",
-        "server going away or restarting, or it lost track",
-        "reconnect with since to resync",
-    ),
-    4013: (
-        "TRY_AGAIN_LATER",
-        "overloaded, too many connections",
-        "reconnect with backoff",
-    ),
-    4029: (
-        "TOO_MANY_VIOLATIONS",
-        "too many protocol violations",
-        "back off for a minute",
-    ),
 }
 
 

@@ -16,8 +16,9 @@ settings object, DRF's ``api_settings`` idiom::
     # anywhere in myapp
     myapp_settings.MYAPP_TIMEOUT  # Django's settings.MYAPP_TIMEOUT, else 10.0
 
-A value is looked up in ``django.conf.settings`` on every access, never cached, so
-pytest-django's ``settings`` fixture overrides it (DRF's caveat about ``api_settings``).
+A value is read from ``django.conf.settings`` at use and kept until a setting changes
+(``setting_changed``, as DRF's ``api_settings`` reloads), so pytest-django's
+``settings`` fixture overrides it.
 ``config/settings.py`` fills Django's settings from the environment with
 ``from_environment(myapp_settings, ...)``: each knob's environment variable of the same
 name, parsed by its kind, or its default. ``get(name)`` reads any registered knob by
@@ -26,8 +27,7 @@ name (the toolkit's consumer reads an endpoint's throttle knob that way).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -35,84 +35,14 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
+from realtime.env import env_bool, env_list, env_number, env_rates, env_str
+
 Kind = Literal["str", "bool", "int", "float", "list", "rates"]
 KINDS: frozenset[str] = frozenset({"str", "bool", "int", "float", "list", "rates"})
-Rates = dict[str, tuple[int, float]]
 # A default may depend on other knobs: a callable given a reader (name → value).
 Reader = Callable[[str], Any]
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 _UNSET = object()
-
-
-# ------------------------------------------------------------------ environment readers
-def env_str(name: str, default: str) -> str:
-    """The variable's value, or ``default`` when unset or empty."""
-    value = os.environ.get(name, "")
-    return value if value != "" else default
-
-
-def env_bool(name: str, default: bool) -> bool:
-    """``1``/``0`` (also ``true``/``false``, ``yes``/``no``, ``on``/``off``)."""
-    raw = os.environ.get(name, "").strip().lower()
-    if raw == "":
-        return default
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise ImproperlyConfigured(f"{name} must be 1 or 0 (true/false), got {raw!r}")
-
-
-def env_number(
-    name: str, default: float, *, minimum: float = 0, integer: bool = True
-) -> float:
-    """A number no smaller than ``minimum``; ints unless ``integer=False``."""
-    raw = os.environ.get(name, "").strip()
-    if raw == "":
-        return default
-    try:
-        value = int(raw) if integer else float(raw)
-    except ValueError:
-        kind = "an integer" if integer else "a number"
-        raise ImproperlyConfigured(f"{name} must be {kind}, got {raw!r}") from None
-    if value < minimum:
-        raise ImproperlyConfigured(f"{name} must be >= {minimum}, got {raw!r}")
-    return value
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    """A comma-separated list; blanks dropped."""
-    raw = os.environ.get(name, "")
-    if raw.strip() == "":
-        return list(default)
-    return [item.strip() for item in raw.split(",") if item.strip()]
-
-
-def env_rates(name: str, default: Mapping[str, tuple[int, float]]) -> Rates:
-    """``type=count/seconds`` pairs (``chat.send=200/10,typing=5/1``) over ``default``.
-
-    Merged over the default, so an operator changes one type without restating all.
-    """
-    rates = {type_: (int(n), float(s)) for type_, (n, s) in default.items()}
-    raw = os.environ.get(name, "")
-    for item in raw.split(","):
-        if not item.strip():
-            continue
-        type_, _, rate = item.partition("=")
-        count, _, seconds = rate.partition("/")
-        try:
-            limit = (int(count), float(seconds))
-        except ValueError:
-            limit = (0, 0.0)
-        if not type_.strip() or limit[0] < 1 or not limit[1] > 0:
-            raise ImproperlyConfigured(
-                f"{name} must be type=count/seconds pairs separated by commas "
-                f"(count >= 1, seconds > 0; chat.send=200/10), got {item.strip()!r}"
-            )
-        rates[type_.strip()] = limit
-    return rates
 
 
 # ---------------------------------------------------------------------------- knobs

@@ -19,10 +19,10 @@ from pydantic import BaseModel, Field
 
 from realtime import clock, conf, metrics, recent
 from realtime.auth import validate_refresh_token
-from realtime.broadcast import group_join
+from realtime.broadcast import group_join, group_leave
 from realtime.callbacks import CallbackRegistry, CallbackTimeout
 from realtime.heartbeat import Heartbeat, heartbeat_settings
-from realtime.presence import ALL, presence_set
+from realtime.presence import ALL, presence_leave, presence_set
 from realtime.protocol import (
     ClientEnvelope,
     CloseCode,
@@ -193,6 +193,35 @@ class CommonMessages:
             self._groups_refreshed = now
             for group in self.groups_joined:
                 await group_join(group, self.outbox)
+
+    async def join_group(self: Any, group: str) -> None:
+        await group_join(group, self.outbox)
+        self.groups_joined.add(group)
+
+    async def leave_group(self: Any, group: str) -> None:
+        if group in self.groups_joined:
+            self.groups_joined.discard(group)
+            await group_leave(group, self.outbox)
+
+    def order_stream(self: Any, stream: str, *, last: int, gap_wait: float) -> None:
+        """From now on, frames broadcast to ``stream`` with a ``seq`` reach this
+        socket in seq order, once, after ``last``; a hole is read back through
+        ``fill_gap`` after ``gap_wait`` seconds (``realtime.ordering``)."""
+        self.outbox.order(stream, last=last, gap_wait=gap_wait)
+
+    async def leave_everything(self: Any) -> None:
+        """The socket is gone: out of presence and every group it joined. Each step
+        survives the others' failures (Redis down: the TTL removes the entries)."""
+        try:
+            presence_leave(conn_id=self.conn_id, rooms=list(self.presence))
+        except Exception:
+            logger.exception("presence leave failed conn=%s", self.conn_id)
+        for group in list(self.groups_joined):
+            try:
+                await group_leave(group, self.outbox)
+            except Exception:  # the rest of the cleanup must still run
+                logger.exception("group leave failed conn=%s", self.conn_id)
+        self.groups_joined.clear()
 
     # ------------------------------------------------------------------ requests
     async def request_client(

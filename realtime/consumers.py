@@ -12,8 +12,9 @@ A client's ``type`` is looked up only in its table (plus ``ping``, ``pong``,
 ``auth.refresh`` and the declared callback ``replies``); hub events only in theirs:
 a client can never name an event, ``websocket.disconnect`` or anything else. The
 pieces it composes: ``realtime.inbound`` (frame → route, throttles, violations),
-``realtime.outbox`` (everything the socket sends; what the hub talks to), and the
-connection-level helpers in ``realtime.connection``.
+``realtime.outbox`` (everything the socket sends; what the hub talks to),
+``realtime.handling`` (a handler's outcome → the answer) and ``realtime.connection``
+(admission, liveness, presence, groups, requests, the common types).
 """
 
 from __future__ import annotations
@@ -22,28 +23,31 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Coroutine, Iterable
-from time import perf_counter
 from typing import Any, ClassVar
 
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.db import InterfaceError, OperationalError
 from pydantic import BaseModel
 
-from realtime import clock, conf, logcontext, metrics
+from realtime import clock, conf, logcontext, metrics, recent
 from realtime.auth import MISSING as MISSING_AUTH
-from realtime.broadcast import CLOSE_EVENT, group_join, group_leave
+from realtime.broadcast import CLOSE_EVENT
 from realtime.connection import CommonMessages, admission_refusal, connections
 from realtime.direct import socket_writer
-from realtime.errors import DomainError, Unavailable, realtime_error
+from realtime.handling import (
+    CloseConnection,
+    code_name,
+    event_handler,
+    guard,
+    spawn_task,
+)
 from realtime.hub import fanout_mode
 from realtime.inbound import Inbound, build_routes
 from realtime.outbox import Outbox
-from realtime.presence import ALL, presence_leave, presence_set
+from realtime.presence import ALL, presence_set
 from realtime.protocol import (
     VIOLATION_CODES,
     CloseCode,
-    InternalError,
     InvalidMessage,
     RateLimited,
     RealtimeError,
@@ -54,14 +58,6 @@ from realtime.protocol import (
 from realtime.ratelimit import LocalRateLimiter
 
 logger = logging.getLogger("realtime.consumer")
-
-
-class CloseConnection(Exception):
-    """Raised from ``on_connect`` (or a handler) to close the socket with ``code``."""
-
-    def __init__(self, code: int, reason: str = "") -> None:
-        super().__init__(reason or f"close {code}")
-        self.code = int(code)
 
 
 class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
@@ -242,16 +238,7 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
             self.started = False
             connections.closed(self.endpoint)
             self.on_leaving()
-            try:
-                presence_leave(conn_id=self.conn_id, rooms=list(self.presence))
-            except Exception:  # Redis down: the TTL removes the entries instead
-                logger.exception("presence leave failed conn=%s", self.conn_id)
-            for group in list(self.groups_joined):
-                try:
-                    await group_leave(group, self.outbox)
-                except Exception:  # the rest of the cleanup must still run
-                    logger.exception("group leave failed conn=%s", self.conn_id)
-            self.groups_joined.clear()
+            await self.leave_everything()
             try:
                 await self.on_disconnect(message.get("code"))
             except Exception:
@@ -265,6 +252,7 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
         self.outbox.closing = True
         self.close_code = int(code)
         metrics.close_sent(code)
+        recent.record_close(self, int(code), code_name(int(code)))
         logger.info(
             "closing conn=%s code=%s",
             self.conn_id,
@@ -361,40 +349,9 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
     async def _guard(
         self, coro: Coroutine, request_id: str | None, timer: Any = None
     ) -> None:
-        """Run a handler: a refusal becomes an error frame, a bug ``INTERNAL``;
-        ``timer``, a histogram child, observes how long it took."""
-        started = perf_counter()
-        try:
-            await coro
-        except RealtimeError as exc:
-            await self.send_error(exc, request_id=request_id)
-        except DomainError as exc:
-            await self.send_error(realtime_error(exc), request_id=request_id)
-        except CloseConnection as exc:
-            await self.close_with(exc.code)
-        except self.quiet_errors:
-            pass  # already answered where it happened (a callback's TIMEOUT)
-        except (OperationalError, InterfaceError) as exc:
-            # The database did not answer (down, cut off): the handler's transaction
-            # was rolled back, so the client may retry; not a bug with a trace.
-            logger.warning("database unavailable conn=%s: %s", self.conn_id, exc)
-            await self.send_error(realtime_error(Unavailable()), request_id=request_id)
-        except Exception:
-            # The client's trace is the one on this failure's log lines (and on
-            # every other line of its connection): a log query by it finds them.
-            trace = self.conn_id
-            logger.exception(
-                "handler failed trace=%s conn=%s",
-                trace,
-                self.conn_id,
-                extra=self.log_context(),
-            )
-            await self.send_error(
-                InternalError(f"internal error (trace {trace})"), request_id=request_id
-            )
-        finally:
-            if timer is not None:
-                timer.observe(perf_counter() - started)
+        """Run a handler; its refusal or failure becomes the answer
+        (``realtime.handling.guard``)."""
+        await guard(self, coro, request_id, timer)
 
     def spawn(
         self, coro: Coroutine, request_id: str | None = None, *, timer: Any = None
@@ -428,37 +385,9 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
         self, error: RealtimeError, *, request_id: str | None = None
     ) -> None:
         metrics.error_sent(str(error.code))
+        recent.record_error(self, str(error.code), error.message[:120])
         self.meters.sent("error").inc()
         await self.outbox.send_text(encode_error(error, request_id=request_id))
-
-    # ------------------------------------------------------------------ groups
-    async def join_group(self, group: str) -> None:
-        await group_join(group, self.outbox)
-        self.groups_joined.add(group)
-
-    async def leave_group(self, group: str) -> None:
-        if group in self.groups_joined:
-            self.groups_joined.discard(group)
-            await group_leave(group, self.outbox)
-
-    def order_stream(self, stream: str, *, last: int, gap_wait: float) -> None:
-        """From now on, frames broadcast to ``stream`` with a ``seq`` reach this
-        socket in seq order, once, after ``last``; a hole is read back through
-        ``fill_gap`` after ``gap_wait`` seconds (``realtime.ordering``)."""
-        self.outbox.order(stream, last=last, gap_wait=gap_wait)
-
-
-def event_handler(type_: str) -> str:
-    """``stream.frame`` → ``event_stream_frame``: the hub events' own namespace."""
-    return "event_" + type_.replace(".", "_")
-
-
-def spawn_task(coro: Coroutine, owner: set[asyncio.Task]) -> asyncio.Task:
-    """``coro`` as a task kept in ``owner`` while it runs."""
-    task = asyncio.ensure_future(coro)
-    owner.add(task)
-    task.add_done_callback(owner.discard)
-    return task
 
 
 EnvelopeConsumer._build_tables()

@@ -18,12 +18,12 @@ from camera.models import Stream
 from config.apidocs import socket_document
 from config.routing import websocket_urlpatterns
 from realtime.asyncapi import (
-    CLOSE_CODES,
     COMMON_SENDS,
     asyncapi_document,
     asyncapi_outline,
     socket_routes,
 )
+from realtime.codes import CLOSE_CODES
 from realtime.consumers import NotFoundConsumer
 from realtime.echo import EchoConsumer
 from realtime.protocol import CloseCode, ErrorCode, InvalidMessage, encode_error
