@@ -36,25 +36,13 @@ from sessions_app.joining import replay, session_entry, since_from_query
 from sessions_app.models import Message, Participant
 from sessions_app.notices import JOINED, LEFT, Notice, coalescer
 from sessions_app.payloads import (
+    SESSION_SENDS,
     ChatSend,
     Empty,
     MessageRef,
     ParticipantUpdate,
     QuestionAnswer,
     QuestionAsk,
-    SessionChatMessage,
-    SessionClosedNotice,
-    SessionInfo,
-    SessionMessageHidden,
-    SessionParticipant,
-    SessionPendingQuestion,
-    SessionPresenceChanges,
-    SessionPresenceNotice,
-    SessionQuestion,
-    SessionQuestionUpdated,
-    SessionSynced,
-    SessionTyping,
-    SessionWelcome,
     Typing,
 )
 from sessions_app.selectors import (
@@ -94,22 +82,7 @@ class SessionConsumer(EnvelopeConsumer):
         "participant.update": ParticipantUpdate,
         "session.close": Empty,
     }
-    sends = {
-        "session.welcome": SessionWelcome,
-        "session.synced": SessionSynced,
-        "chat.message": SessionChatMessage,
-        "question.asked": SessionQuestion,
-        "question.pending": SessionPendingQuestion,
-        "question.updated": SessionQuestionUpdated,
-        "message.hidden": SessionMessageHidden,
-        "typing": SessionTyping,
-        "participant.updated": SessionParticipant,
-        "participant.joined": SessionPresenceNotice,
-        "participant.left": SessionPresenceNotice,
-        "participants.changed": SessionPresenceChanges,
-        "session.updated": SessionInfo,
-        "session.closed": SessionClosedNotice,
-    }
+    sends = SESSION_SENDS  # server → client types (AsyncAPI)
     throttle_setting = "SESSION_THROTTLES"  # per connection; sessions_app.conf
     participant: Participant | None = None
     present = False

@@ -163,3 +163,22 @@ class SessionClosedNotice(StrictModel):
 
     code: str
     closed_at: str
+
+
+# What the socket sends, by type: the AsyncAPI document's server → client messages.
+SESSION_SENDS: dict[str, type[StrictModel]] = {
+    "session.welcome": SessionWelcome,
+    "session.synced": SessionSynced,
+    "chat.message": SessionChatMessage,
+    "question.asked": SessionQuestion,
+    "question.pending": SessionPendingQuestion,
+    "question.updated": SessionQuestionUpdated,
+    "message.hidden": SessionMessageHidden,
+    "typing": SessionTyping,
+    "participant.updated": SessionParticipant,
+    "participant.joined": SessionPresenceNotice,
+    "participant.left": SessionPresenceNotice,
+    "participants.changed": SessionPresenceChanges,
+    "session.updated": SessionInfo,
+    "session.closed": SessionClosedNotice,
+}

@@ -8,7 +8,8 @@ of the group at once, on every process (``messenger.membership`` on their inbox)
 before anyone is told. Stored messages reach it in seq order, once
 (``order_stream``), holes read back after ``MESSENGER_GAP_WAIT``. While a member's
 socket is not subscribed it hears only that something is new (``activity.<id>``) and
-keeps the unread count itself (docs/messenger.md).
+keeps the unread count itself; those typed events are ``InboxEvents``'
+(``sessions_app.messenger.inbox``; docs/messenger.md).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from sessions_app.messenger import notify, presence
 from sessions_app.messenger.access import NO_CONVERSATION, conversation_uuid
 from sessions_app.messenger.conf import knob
 from sessions_app.messenger.frames import (
-    CONVERSATION_ACTIVITY,
     MESSAGE_NEW,
     message_payload,
 )
@@ -34,36 +34,23 @@ from sessions_app.messenger.groups import (
     conversation_group,
     inbox_group,
 )
+from sessions_app.messenger.inbox import INBOX_EVENTS, InboxEvents
 from sessions_app.messenger.messaging import (
     message_delete,
     message_edit,
     reaction_toggle,
 )
 from sessions_app.messenger.payloads import (
-    ConversationActivity,
-    ConversationInfo,
-    ConversationOnly,
+    MESSENGER_SENDS,
     ConversationRef,
-    ConversationState,
     Edit,
-    MemberChange,
     MessageRef,
-    MessengerConnected,
-    MessengerDeleted,
-    MessengerEdited,
-    MessengerMessage,
-    MessengerReactions,
-    MessengerRead,
-    MessengerTyping,
     React,
     Send,
     Subscribe,
     Typing,
-    UserOffline,
-    UserOnline,
 )
 from sessions_app.messenger.selectors import (
-    MemberState,
     is_member,
     member_last_seq,
     member_states,
@@ -76,7 +63,7 @@ from sessions_app.messenger.services import read_mark
 db = database_sync_to_async
 
 
-class MessengerConsumer(EnvelopeConsumer):
+class MessengerConsumer(InboxEvents, EnvelopeConsumer):
     endpoint = "messenger"
     users_only = True  # a guest's scoped token: 4005
     messages = {
@@ -89,32 +76,9 @@ class MessengerConsumer(EnvelopeConsumer):
         "message.read": MessageRef,
         "typing": Typing,
     }
-    sends = {
-        "system.connected": MessengerConnected,
-        "conversation.subscribed": ConversationState,
-        "conversation.synced": ConversationState,
-        "conversation.unsubscribed": ConversationOnly,
-        "message.new": MessengerMessage,
-        "message.edited": MessengerEdited,
-        "message.deleted": MessengerDeleted,
-        "message.read": MessengerRead,
-        "message.reactions": MessengerReactions,
-        "typing": MessengerTyping,
-        "conversation.activity": ConversationActivity,
-        "conversation.created": ConversationInfo,
-        "conversation.updated": ConversationInfo,
-        "conversation.deleted": ConversationOnly,
-        "member.added": MemberChange,
-        "member.removed": MemberChange,
-        "user.online": UserOnline,
-        "user.offline": UserOffline,
-    }
-    events = frozenset(
-        {notify.ACTIVITY, notify.UNREAD, notify.MEMBERSHIP, presence.PRESENCE}
-    )
+    sends = MESSENGER_SENDS  # server → client types (AsyncAPI)
+    events = INBOX_EVENTS  # handled by InboxEvents
     throttle_setting = "MESSENGER_THROTTLES"  # per socket; messenger conf
-    states: dict[str, MemberState]  # conversation id → unread, muted
-    subscribed: set[str]  # conversation ids this socket hears
 
     # ------------------------------------------------------------------ connect
     async def on_connect(self) -> None:
@@ -224,13 +188,6 @@ class MessengerConsumer(EnvelopeConsumer):
             envelope, "conversation.unsubscribed", {"conversation_id": cid}
         )
 
-    async def _drop(self, cid: str) -> None:
-        """Stop hearing the conversation's messages (unsubscribed, or removed)."""
-        self.subscribed.discard(cid)
-        group = conversation_group(cid)
-        self.outbox.unorder(group)
-        await self.leave_group(group)
-
     # ------------------------------------------------------------------ messages
     async def on_message_send(self, payload: Send, envelope: ClientEnvelope) -> None:
         # Stored with the sends that queued meanwhile, in one transaction, and pushed
@@ -250,24 +207,32 @@ class MessengerConsumer(EnvelopeConsumer):
             await self.reply(envelope, MESSAGE_NEW, message_payload(message))
 
     async def on_message_edit(self, payload: Edit, envelope: ClientEnvelope) -> None:
-        await db(message_edit)(
-            message_id=payload.message_id, user=self.user, content=payload.content
+        await notify.deferred(
+            message_edit,
+            message_id=payload.message_id,
+            user=self.user,
+            content=payload.content,
         )
 
     async def on_message_delete(
         self, payload: MessageRef, envelope: ClientEnvelope
     ) -> None:
-        await db(message_delete)(message_id=payload.message_id, user=self.user)
+        await notify.deferred(
+            message_delete, message_id=payload.message_id, user=self.user
+        )
 
     async def on_message_react(self, payload: React, envelope: ClientEnvelope) -> None:
-        await db(reaction_toggle)(
-            message_id=payload.message_id, user=self.user, emoji=payload.emoji
+        await notify.deferred(
+            reaction_toggle,
+            message_id=payload.message_id,
+            user=self.user,
+            emoji=payload.emoji,
         )
 
     async def on_message_read(
         self, payload: MessageRef, envelope: ClientEnvelope
     ) -> None:
-        await db(read_mark)(message_id=payload.message_id, user=self.user)
+        await notify.deferred(read_mark, message_id=payload.message_id, user=self.user)
 
     async def on_typing(self, payload: Typing, envelope: ClientEnvelope) -> None:
         cid = str(conversation_uuid(payload.conversation_id))
@@ -284,63 +249,3 @@ class MessengerConsumer(EnvelopeConsumer):
             },
         )
         await broadcast(conversation_group(cid), text, exclude=self.channel_name)
-
-    # ------------------------------------------------------------------ hub events
-    async def event_messenger_activity(self, event: dict) -> None:
-        """A new message in a conversation this socket is not subscribed to."""
-        state = self.states.get(event["conversation_id"])
-        if state is None:
-            return
-        mine = event["sender_id"] == self.user.pk
-        if not mine:
-            state.unread += 1
-        await self._activity(event["conversation_id"], event["seq"], state, not mine)
-
-    async def event_messenger_unread(self, event: dict) -> None:
-        """The exact count after a read or a delete: it replaces ours."""
-        state = self.states.get(event["conversation_id"])
-        if state is None:
-            return
-        state.unread = event["unread"]
-        if event["conversation_id"] not in self.subscribed:
-            await self._activity(event["conversation_id"], event["seq"], state, False)
-
-    async def _activity(
-        self, cid: str, seq: int, state: MemberState, ring: bool
-    ) -> None:
-        payload = {"conversation_id": cid, "seq": seq, "unread": state.unread}
-        payload["notify"] = ring and not state.muted
-        await self.send_frame(CONVERSATION_ACTIVITY, payload)
-
-    async def event_messenger_membership(self, event: dict) -> None:
-        """This user joined or left a conversation, or someone joined one of its."""
-        cid = event["conversation_id"]
-        if event["user_id"] in (None, self.user.pk):
-            if not event["joined"]:
-                self.states.pop(cid, None)
-                await self._drop(cid)
-                await self.leave_group(activity_group(cid))
-                return
-            if cid not in self.states:
-                self.states[cid] = MemberState(0, False)
-                await self.join_group(activity_group(cid))
-        for user_id in event.get("member_ids", ()):  # new contacts: are they on?
-            if user_id != self.user.pk and user_id not in self.contacts:
-                self.contacts.add(user_id)
-                if presence.is_online(user_id):
-                    text = encode_frame(presence.USER_ONLINE, {"user_id": user_id})
-                    await self.contact_changed(user_id, True, text)
-
-    async def event_messenger_presence(self, event: dict) -> None:
-        await self.contact_changed(event["user_id"], event["online"], event["text"])
-
-    async def contact_changed(self, user_id: int, online: bool, text: str) -> None:
-        """A contact came or went (a notice, or this process's sweep): told once."""
-        if online == (user_id in self.online_contacts):
-            return
-        if online:
-            self.online_contacts.add(user_id)
-            self.contacts.add(user_id)
-        else:
-            self.online_contacts.discard(user_id)
-        await self.send_text(text)

@@ -165,3 +165,26 @@ class UserOffline(UserOnline):
     """``user.offline``: a contact's last device went off."""
 
     last_seen: str
+
+
+# What the socket sends, by type: the AsyncAPI document's server → client messages.
+MESSENGER_SENDS: dict[str, type[StrictModel]] = {
+    "system.connected": MessengerConnected,
+    "conversation.subscribed": ConversationState,
+    "conversation.synced": ConversationState,
+    "conversation.unsubscribed": ConversationOnly,
+    "message.new": MessengerMessage,
+    "message.edited": MessengerEdited,
+    "message.deleted": MessengerDeleted,
+    "message.read": MessengerRead,
+    "message.reactions": MessengerReactions,
+    "typing": MessengerTyping,
+    "conversation.activity": ConversationActivity,
+    "conversation.created": ConversationInfo,
+    "conversation.updated": ConversationInfo,
+    "conversation.deleted": ConversationOnly,
+    "member.added": MemberChange,
+    "member.removed": MemberChange,
+    "user.online": UserOnline,
+    "user.offline": UserOffline,
+}
