@@ -13,168 +13,37 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+from scripts.balancer import Balancer
+from scripts.services import (
+    HOST,
+    ClusterError,
+    ensure_database,
+    ensure_postgres,
+    ensure_redis,
+    free_port,
+    http_status,
+    raise_file_limit,
+    stop_process,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-HOST = "127.0.0.1"
 SERVERS = ("daphne", "uvicorn")
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/realtime_cluster"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # Variables of the caller that must not leak into the servers: coverage would slow
 # every process down, and the cluster sets the service URLs itself.
 DROPPED_ENV = frozenset({"REDIS_URL", "DATABASE_URL", "COVERAGE_PROCESS_START"})
-
-
-class ClusterError(RuntimeError):
-    """Something the cluster needs did not start; the message says what."""
-
-
-# ---------------------------------------------------------------- small helpers
-def free_port() -> int:
-    """A TCP port nobody listens on right now, on loopback."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(timeout)
-        return sock.connect_ex((host, port)) == 0
-
-
-def wait_for(check: Callable[[], bool], *, timeout: float, what: str) -> None:
-    """Poll ``check`` every 0.1 s until it is true; ``ClusterError`` after
-    ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise ClusterError(f"{what} not ready after {timeout:g} s")
-        time.sleep(0.1)
-
-
-def raise_file_limit(wanted: int = 65536) -> int:
-    """Lift this process's open-file limit (inherited by what it starts) towards
-    ``wanted``, never past the hard limit; returns the new soft limit. Each socket
-    is a file descriptor, HAProxy holds two per proxied connection."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if target > soft:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        return target
-    return soft
-
-
-def stop_process(process: subprocess.Popen, *, grace: float = 10) -> None:
-    """SIGTERM by PID, then SIGKILL if it has not exited after ``grace`` seconds."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
-
-
-def http_status(url: str, *, timeout: float = 1) -> int | None:
-    """The status a GET of ``url`` answers, ``None`` when nothing answers."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as reply:  # noqa: S310
-            return reply.status
-    except urllib.error.HTTPError as err:
-        return err.code
-    except OSError:
-        return None
-
-
-# ---------------------------------------------------------------- services
-def ensure_redis(url: str, *, workdir: Path) -> subprocess.Popen | None:
-    """Start Redis for ``url`` unless it answers; the started process, or ``None``
-    when one was already there (and is not ours to stop)."""
-    parts = urlsplit(url)
-    host, port = parts.hostname or HOST, parts.port or 6379
-    if port_open(host, port):
-        return None
-    if shutil.which("redis-server") is None:
-        raise ClusterError(
-            "redis-server is not installed (apt-get install redis-server)"
-        )
-    # .ci/run's command, in the foreground so that its PID is ours to stop.
-    process = subprocess.Popen(  # noqa: S603
-        ["redis-server", "--bind", host, "--port", str(port)]  # noqa: S607
-        + ["--save", "", "--appendonly", "no", "--dir", str(workdir)],
-        stdout=(workdir / "redis.log").open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    wait_for(lambda: port_open(host, port), timeout=10, what="Redis")
-    return process
-
-
-def postgres_pid(version: str) -> int | None:
-    """The postmaster's PID of Debian's ``<version>/main`` cluster, if it runs."""
-    pid_file = Path(f"/var/lib/postgresql/{version}/main/postmaster.pid")
-    try:
-        return int(pid_file.read_text().splitlines()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def ensure_postgres(url: str) -> list[int]:
-    """Start Debian's PostgreSQL clusters unless ``url``'s server answers (as
-    ``.ci/run`` does); the postmaster PIDs this started (empty: none)."""
-    parts = urlsplit(url)
-    host, port = parts.hostname or HOST, parts.port or 5432
-    if port_open(host, port):
-        return []
-    versions = (
-        sorted(os.listdir("/etc/postgresql"))
-        if Path("/etc/postgresql").is_dir()
-        else []
-    )
-    if not versions or shutil.which("pg_ctlcluster") is None:
-        raise ClusterError("PostgreSQL is not installed (apt-get install postgresql)")
-    started = []
-    for version in versions:
-        subprocess.run(  # noqa: S603
-            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],  # noqa: S607
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        pid = postgres_pid(version)
-        if pid is not None:
-            started.append(pid)
-    wait_for(lambda: port_open(host, port), timeout=20, what="PostgreSQL")
-    return started
-
-
-def ensure_database(url: str) -> bool:
-    """Create ``url``'s database unless it exists; whether it was created."""
-    import psycopg
-
-    base, _, name = url.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
-        ).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    return not exists
 
 
 # ---------------------------------------------------------------- processes
@@ -259,95 +128,6 @@ class ServerProcess:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
-
-
-def haproxy_config(*, port: int, servers: Mapping[str, int], maxconn: int) -> str:
-    """HAProxy in front of ``servers`` (name → port) on ``port``.
-
-    HTTP mode passes WebSocket upgrades through as tunnels; ``timeout tunnel`` is
-    what an open socket gets (an hour: the application's heartbeat, not the balancer,
-    decides when a quiet socket is dead). Health checks ask ``/readyz`` every second
-    and take a server out after two failures, so a killed process stops getting new
-    clients within ~2 s; until then ``redispatch`` retries a refused connection on
-    another server.
-    """
-    lines = [
-        "global",
-        f"    maxconn {maxconn}",
-        "defaults",
-        "    mode http",
-        f"    maxconn {maxconn}",
-        "    option redispatch",
-        "    retries 3",
-        "    timeout connect 2s",
-        "    timeout client 60s",
-        "    timeout server 60s",
-        "    timeout http-request 10s",
-        "    timeout queue 30s",
-        "    timeout tunnel 1h",
-        "    timeout client-fin 5s",
-        "    timeout server-fin 5s",
-        "frontend realtime",
-        f"    bind {HOST}:{port}",
-        "    option forwardfor",
-        "    default_backend servers",
-        "backend servers",
-        "    balance roundrobin",
-        "    option httpchk",
-        "    http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host localhost",
-        "    http-check expect status 200",
-        "    default-server inter 1s fall 2 rise 1",
-    ]
-    lines += [f"    server {name} {HOST}:{p} check" for name, p in servers.items()]
-    return "\n".join(lines) + "\n"
-
-
-class Balancer:
-    """HAProxy in the foreground, its configuration in the cluster's directory."""
-
-    def __init__(self, *, port: int, workdir: Path, maxconn: int | None = None) -> None:
-        self.port = port or free_port()
-        self.workdir = workdir
-        # Two descriptors per proxied connection (client and server side), and a
-        # few for itself: HAProxy refuses to start with more than the limit allows.
-        self.maxconn = maxconn or (raise_file_limit() - 100) // 2
-        self.config_path = workdir / "haproxy.cfg"
-        self.log_path = workdir / "haproxy.log"
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process else None
-
-    def start(self, servers: Mapping[str, int]) -> None:
-        haproxy = shutil.which("haproxy")
-        if haproxy is None:
-            raise ClusterError("haproxy is not installed (apt-get install haproxy)")
-        self.config_path.write_text(
-            haproxy_config(port=self.port, servers=servers, maxconn=self.maxconn)
-        )
-        self.process = subprocess.Popen(  # noqa: S603
-            [haproxy, "-db", "-f", str(self.config_path)],
-            stdout=self.log_path.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_for(self._up, timeout=15, what="haproxy")
-
-    def _up(self) -> bool:
-        if self.process is None or self.process.poll() is not None:
-            raise ClusterError(f"haproxy exited:\n{self.log_path.read_text()[-2000:]}")
-        return http_status(self.url("/healthz")) == 200
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process)
-
-    def url(self, path: str = "/") -> str:
-        return f"http://{HOST}:{self.port}{path}"
-
-    def ws_url(self, path: str) -> str:
-        return f"ws://{HOST}:{self.port}{path}"
 
 
 # ---------------------------------------------------------------- the cluster

@@ -11,7 +11,8 @@ import uuid
 
 import pytest
 
-from scripts.cluster import Cluster, raise_file_limit
+from scripts.cluster import Cluster
+from scripts.services import raise_file_limit
 from tests.services import fresh_postgres_database, redis_url, unavailable
 
 

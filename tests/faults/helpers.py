@@ -18,7 +18,8 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from scripts.cluster import Cluster, free_port, port_open, stop_process, wait_for
+from scripts.cluster import Cluster
+from scripts.services import free_port, port_open, stop_process, wait_for
 
 USER_SNIPPET = """
 import json

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from scripts.cluster import raise_file_limit
+from scripts.services import raise_file_limit
 from tests.faults.helpers import connect_with_backoff, create_users, percentile
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]

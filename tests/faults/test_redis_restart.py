@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from scripts.cluster import http_status
+from scripts.services import http_status
 from tests.faults.helpers import OwnRedis, Resuming, create_users, request
 from tests.faults.test_kill9 import ENV, chat_seq, stored_seqs
 
