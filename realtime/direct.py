@@ -125,8 +125,9 @@ class DaphneWriter:
     non-blocking send), and whatever the kernel does not take, or anything while
     Twisted still holds bytes, is given to Twisted's ``write`` behind them: the order
     on the wire is the order of the calls. daphne's sends never wait (Twisted buffers
-    without bound), so a client is never ``paused`` here; the heartbeat closes one
-    that stopped reading.
+    without bound), so the client is ``paused`` once Twisted holds more than
+    ``PAUSE_BYTES`` for it: the outbox then queues its broadcasts, bounded by
+    ``REALTIME_MAX_QUEUED_BYTES`` and 4012, as on uvicorn.
     """
 
     sends_wait = False  # daphne's close handshake and timeouts are its own
@@ -137,7 +138,10 @@ class DaphneWriter:
         self.prepared_ok = prepared
 
     def paused(self) -> bool:
-        return False
+        """Twisted holds more than ``PAUSE_BYTES`` the kernel has not taken."""
+        transport = self.transport
+        held = transport._tempDataLen + len(transport.dataBuffer) - transport.offset
+        return held > PAUSE_BYTES
 
     def closed(self) -> bool:
         transport = self.transport
@@ -161,6 +165,8 @@ class DaphneWriter:
             return False  # ASGI's send: autobahn decides, as it always did
         transport = self.transport
         if transport._tempDataLen or len(transport.dataBuffer) > transport.offset:
+            if self.paused():
+                return False  # far behind: the outbox queues it, bounded
             transport.write(frame)  # behind what Twisted still holds
             return True
         sent = transport.writeSomeData(frame)
@@ -176,6 +182,9 @@ class DaphneWriter:
 
 
 AUTOBAHN_OPEN = 3  # autobahn's WebSocketProtocol.STATE_OPEN
+# A client this far behind on daphne is queued by the outbox, as uvicorn's own
+# buffer (its high-water mark is 64 KiB too) makes its sends wait.
+PAUSE_BYTES = 64 * 1024
 DAPHNE_PROTOCOL = ("daphne.ws_protocol", "WebSocketProtocol")
 TWISTED_TCP = ("twisted.internet.tcp", "Server")
 

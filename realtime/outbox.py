@@ -31,6 +31,8 @@ logger = logging.getLogger("realtime.outbox")
 # daphne's WebSocket protocol (autobahn, installed with daphne) raises its own.
 CLIENT_GONE = (OSError, AutobahnDisconnected)
 
+DRAIN_POLL = 0.05  # seconds between looks at a daphne client's backlog while queued
+
 Fill = Callable[[str, int, int], Awaitable[Iterable[tuple[int, str]]]]
 
 
@@ -254,8 +256,15 @@ class Outbox:
             self.spawn(self.close(int(CloseCode.GOING_AWAY)))
 
     async def _drain(self, queue: deque[dict]) -> None:
+        writer = self.writer
         try:
             while queue:
+                if writer is not None and not writer.sends_wait:
+                    # daphne's sends never wait: hand it nothing more while Twisted
+                    # still holds the client's backlog, or the queue's bound would
+                    # never be reached and Twisted's buffer would grow instead.
+                    while writer.paused() and not self.closing:  # noqa: ASYNC110
+                        await asyncio.sleep(DRAIN_POLL)  # Twisted signals no drain
                 event = queue.popleft()
                 self.queued_bytes -= event_size(event)
                 await self._deliver(event)

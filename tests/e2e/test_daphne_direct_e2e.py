@@ -18,7 +18,11 @@ pytestmark = pytest.mark.timeout(90)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    env = {"REALTIME_MAX_TEXT_BYTES": str(1_100_000)}
+    env = {
+        "REALTIME_MAX_TEXT_BYTES": str(1_100_000),
+        # A client 6 MB behind is kept (queued), as in the uvicorn tests.
+        "REALTIME_MAX_QUEUED_BYTES": str(8 * 1024 * 1024),
+    }
     with DaphneServer(tmp_path_factory.mktemp("e2e-daphne-direct"), env=env) as srv:
         srv.alice = srv.create_user("alice")
         yield srv

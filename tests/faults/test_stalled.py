@@ -29,17 +29,7 @@ BLOB = "x" * 4000  # ~4 KB a frame: 800 KB/s for each client
 
 @pytest.mark.parametrize(
     "server",
-    [
-        pytest.param(
-            "daphne",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="daphne (Twisted) buffers without a bound for a client that "
-                "stops reading: no 4012 (docs/deployment.md)",
-            ),
-        ),
-        "uvicorn",
-    ],
+    ["daphne", "uvicorn"],
 )
 def test_stalled_clients_are_cut_off_and_the_others_keep_their_latency(
     make_cluster, server

@@ -202,6 +202,26 @@ def test_the_daphne_writer_sends_at_once_or_behind_what_twisted_holds():
     assert not writer.paused() and not writer.closed()
 
 
+def test_a_daphne_client_far_behind_is_paused_and_takes_no_more_frames():
+    """Past PAUSE_BYTES held by Twisted the writer declines: the outbox queues the
+    client's broadcasts under REALTIME_MAX_QUEUED_BYTES instead of Twisted's buffer
+    growing without a bound (uvicorn's own send waits at the same point)."""
+    from realtime.direct import PAUSE_BYTES
+
+    transport = Server(takes=0)  # the client reads nothing
+    send, protocol = daphne_send(transport)
+    protocol.maxMessagePayloadSize = 0  # daphne's own limit aside here
+    writer = DaphneWriter(protocol)
+    frame = b"x" * 4096
+    while not writer.paused():
+        assert writer.write(frame) is True
+    held = transport._tempDataLen
+    assert PAUSE_BYTES < held <= PAUSE_BYTES + len(frame)
+    assert writer.write(frame) is False and transport._tempDataLen == held
+    transport._tempDataLen = 0  # Twisted wrote it all out: taking frames again
+    assert not writer.paused() and writer.write(frame) is True
+
+
 @pytest.mark.parametrize(
     "change",
     [

@@ -340,3 +340,29 @@ async def test_a_client_gone_mid_broadcast_is_dropped_quietly(gone, caplog):
     assert gone_one.closing is True
     assert writer.frames == [text_frame("x"), text_frame("y")]
     assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+
+
+async def test_on_daphne_a_client_far_behind_is_queued_then_drained_or_cut(settings):
+    """daphne's sends never wait: the outbox hands a paused client nothing more,
+    queues its broadcasts in order, drains them once Twisted has room, and past
+    REALTIME_MAX_QUEUED_BYTES closes it 4012 as on uvicorn."""
+    writer, socket = FakeWriter(), Socket()
+    writer.sends_wait = False  # daphne
+    c = consumer(writer, socket)
+    writer.behind = True
+    for text in ("a", "b"):
+        assert c.outbox.deliver_now(fanout(text)) is False
+        await c.outbox.hub_deliver(fanout(text))
+    await asyncio.sleep(0.12)  # the drain looks, sees it still behind, waits
+    assert writer.frames == [] and socket.sent == [] and c.outbox.queue
+    writer.behind = False
+    for _ in range(50):
+        if c.outbox.queue is None:
+            break
+        await asyncio.sleep(0.02)
+    assert writer.frames == [text_frame("a"), text_frame("b")]
+    settings.REALTIME_MAX_QUEUED_BYTES = 1000
+    writer.behind = True
+    await c.outbox.hub_deliver(fanout("x" * 600))
+    await c.outbox.hub_deliver(fanout("y" * 600))
+    assert c.closing and not c.outbox.queue
