@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -166,3 +167,17 @@ class DaphneServer:
                 return reply.status, json.loads(reply.read() or b"{}")
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"{}")
+
+
+def run_on_fresh_postgres(workdir: Path, script: str) -> Any:
+    """Migrate a fresh PostgreSQL database, run ``script`` in a Django shell on it
+    and return the JSON its last line printed; the database is dropped after."""
+    from tests.services import fresh_postgres_database
+
+    database_url, drop = fresh_postgres_database()
+    try:
+        server = DaphneServer(workdir, database_url=database_url)
+        server.manage("migrate", "--noinput")
+        return json.loads(server.python(script).strip().splitlines()[-1])
+    finally:
+        drop()

@@ -4,10 +4,7 @@ RETURNING and booleans are real booleans."""
 
 from __future__ import annotations
 
-import json
-
-from tests.e2e.server import DaphneServer
-from tests.services import fresh_postgres_database
+from tests.e2e.server import run_on_fresh_postgres
 
 SCRIPT = """
 import json
@@ -59,13 +56,7 @@ print(json.dumps({
 
 
 def test_message_post_on_postgres(tmp_path):
-    database_url, drop = fresh_postgres_database()
-    try:
-        server = DaphneServer(tmp_path, database_url=database_url)
-        server.manage("migrate", "--noinput")
-        out = json.loads(server.python(SCRIPT).strip().splitlines()[-1])
-    finally:
-        drop()
+    out = run_on_fresh_postgres(tmp_path, SCRIPT)
     assert out == {
         "first": [True, 1, True, "ann"],
         "created_at": True,

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from realtime.errors import Invalid
 from sessions_app.messenger import services
 from sessions_app.messenger.search import fts5_query, message_search
-from tests.e2e.server import DaphneServer
-from tests.services import fresh_postgres_database
+from tests.e2e.server import run_on_fresh_postgres
 
 
 def found(user, q):
@@ -88,13 +85,7 @@ print(json.dumps({
 
 
 def test_search_and_seqs_on_postgres(tmp_path):
-    database_url, drop = fresh_postgres_database()
-    try:
-        server = DaphneServer(tmp_path, database_url=database_url)
-        server.manage("migrate", "--noinput")
-        out = json.loads(server.python(SCRIPT).strip().splitlines()[-1])
-    finally:
-        drop()
+    out = run_on_fresh_postgres(tmp_path, SCRIPT)
     assert out == {
         "alice": ["Lunch at noon?"],
         "bob": ["lunch is secret", "Lunch at noon?"],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import pytest
 from django.db import IntegrityError, connection
@@ -12,8 +11,7 @@ from realtime.errors import Invalid, NotFound
 from sessions_app.messenger import messaging, services
 from sessions_app.messenger.message_sql import current_sql, send_sql
 from sessions_app.messenger.models import Conversation, ConversationMessage
-from tests.e2e.server import DaphneServer
-from tests.services import fresh_postgres_database
+from tests.e2e.server import run_on_fresh_postgres
 
 
 def blind_sql():
@@ -198,13 +196,7 @@ print(json.dumps({
 
 
 def test_send_sql_on_postgres(tmp_path):
-    database_url, drop = fresh_postgres_database()
-    try:
-        server = DaphneServer(tmp_path, database_url=database_url)
-        server.manage("migrate", "--noinput")
-        out = json.loads(server.python(SCRIPT).strip().splitlines()[-1])
-    finally:
-        drop()
+    out = run_on_fresh_postgres(tmp_path, SCRIPT)
     assert out == {
         "first": [1, True, True],
         "again": [True, False],
