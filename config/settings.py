@@ -142,7 +142,14 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "capacity": 1000,
+                "expiry": 60,
+                # channels-redis forgets a group member after this; sockets re-join
+                # every REALTIME_GROUP_REFRESH seconds, which must stay below it.
+                "group_expiry": env_number("CHANNEL_GROUP_EXPIRY", 86400, minimum=2),
+            },
         }
     }
     CACHES = {
