@@ -41,7 +41,9 @@ async def broadcast(
     (``EnvelopeConsumer.order_stream``) delivers it in seq order, once, without
     parsing the text.
     """
-    event: dict[str, Any] = {"type": FANOUT_EVENT, "text": text}
+    # ``group``: a socket that left it while the frame waited in its queue (a
+    # member removed) does not get it.
+    event: dict[str, Any] = {"type": FANOUT_EVENT, "text": text, "group": group}
     if exclude is not None:
         event["exclude"] = exclude
     if seq is not None:

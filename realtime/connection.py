@@ -195,8 +195,16 @@ class CommonMessages:
                 await group_join(group, self.outbox)
 
     async def join_group(self: Any, group: str) -> None:
-        await group_join(group, self.outbox)
+        """Hear ``group``'s broadcasts (counted in before the join: what arrives
+        during it passes the outbox's group check). Not once the socket closes."""
+        if self.closing:
+            return
         self.groups_joined.add(group)
+        try:
+            await group_join(group, self.outbox)
+        except BaseException:
+            self.groups_joined.discard(group)
+            raise
 
     async def leave_group(self: Any, group: str) -> None:
         if group in self.groups_joined:

@@ -178,6 +178,7 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
             spawn=self.spawn,
             fill=self.fill_gap,
             conn_id=self.conn_id,
+            groups=self.groups_joined,
         )
         self.start_connection()
 
@@ -230,7 +231,7 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
             code,
             extra={**self.log_context(), "close_code": code},
         )
-        self.outbox.closing = True
+        self.outbox.stop()
         self.stop_connection()
         for task in list(self.tasks):
             task.cancel()

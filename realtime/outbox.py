@@ -60,6 +60,9 @@ class Outbox:
         "queued_bytes",
         "orders",
         "holding",
+        "released",
+        "filling",
+        "groups",
         "gap_timer",
     )
 
@@ -72,6 +75,7 @@ class Outbox:
         spawn: Callable[[Coroutine], asyncio.Task],
         fill: Fill | None = None,
         conn_id: str = "",
+        groups: set[str] | None = None,
     ) -> None:
         self.channel_name = channel_name
         self.send = send  # the server's ASGI send
@@ -89,6 +93,13 @@ class Outbox:
         self.orders: dict[str, SeqOrder[str]] | None = None  # stream -> seq order
         # stream -> its stored frames, kept until the stream's order starts
         self.holding: dict[str, list[tuple[int, str]]] | None = None
+        # Frames an order released outside a hub delivery (a fill, a held stream's
+        # start): written, in release order, before anything still queued.
+        self.released: deque[str] | None = None
+        self.filling = False  # one storage read at a time
+        # The groups the socket is in (its consumer's set): a queued broadcast of a
+        # group it has left since (a member removed) is not written.
+        self.groups = groups
         self.gap_timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ writing
@@ -213,13 +224,24 @@ class Outbox:
         """``on_connect`` returned: deliver what waited, then deliver as it comes."""
         held = self.held
         while held:  # deliveries arriving meanwhile join the end of the line
-            await self._deliver(held.pop(0))
+            event = held.pop(0)
+            try:
+                await self._deliver(event)
+            except Exception:  # one bad event must not lose the socket's cleanup
+                logger.exception("held event failed conn=%s", self.conn_id)
         self.held = None
 
     async def _deliver(self, event: dict) -> None:
         if event["type"] != FANOUT_EVENT:
             await self.on_event(event)
         elif event.get("exclude") != self.channel_name:
+            group = event.get("group")
+            if (
+                group is not None
+                and self.groups is not None
+                and group not in self.groups
+            ):
+                return  # left (removed) while this waited in the queue
             seq, stream = event.get("seq"), event.get("stream")
             if seq is None:
                 await self.write_broadcast(event["text"])
@@ -258,13 +280,18 @@ class Outbox:
     async def _drain(self, queue: deque[dict]) -> None:
         writer = self.writer
         try:
-            while queue:
+            while queue or self.released:
                 if writer is not None and not writer.sends_wait:
                     # daphne's sends never wait: hand it nothing more while Twisted
                     # still holds the client's backlog, or the queue's bound would
                     # never be reached and Twisted's buffer would grow instead.
                     while writer.paused() and not self.closing:  # noqa: ASYNC110
                         await asyncio.sleep(DRAIN_POLL)  # Twisted signals no drain
+                if self.released:  # released by an order: before what is queued
+                    text = self.released.popleft()
+                    self.queued_bytes -= len(text)
+                    await self.write_broadcast(text)
+                    continue
                 event = queue.popleft()
                 self.queued_bytes -= event_size(event)
                 await self._deliver(event)
@@ -273,18 +300,19 @@ class Outbox:
                 self.queue = None
 
     def _write_first(self, texts: list[str]) -> None:
-        """Frames released outside a hub delivery (a fill, a held stream's start):
-        written before anything offered after them, so at the head of the queue
-        (what is in the queue was not offered yet)."""
+        """Frames an order released outside a hub delivery (a fill, a held stream's
+        start): written in the order released, before anything still queued (what
+        is queued was not offered yet), by the queue's drain."""
         if not texts or self.closing:
             return
+        if self.released is None:
+            self.released = deque()
+        self.released.extend(texts)
         if self.queue is None:
             self.queue = deque()
             self.queued_bytes = 0
             self.spawn(self._drain(self.queue))
-        for text in reversed(texts):
-            self.queue.appendleft({"type": FANOUT_EVENT, "text": text})
-            self.queued_bytes += len(text)
+        self.queued_bytes += sum(len(text) for text in texts)
 
     # ------------------------------------------------------------------ seq order
     def hold(self, stream: str) -> None:
@@ -294,6 +322,8 @@ class Outbox:
         if self.holding is None:
             self.holding = {}
         self.holding.setdefault(stream, [])
+        if self.orders is not None:  # a new start: a fill in flight is dropped
+            self.orders.pop(stream, None)
 
     def order(self, stream: str, *, last: int, gap_wait: float) -> None:
         """Deliver ``stream``'s stored frames (those broadcast with a ``seq``) in seq
@@ -302,17 +332,20 @@ class Outbox:
         if self.orders is None:
             self.orders = {}
         order = self.orders.get(stream)
+        ready: list[str] = []
         if order is None:
             order = self.orders[stream] = SeqOrder(last=last, gap_wait=gap_wait)
         else:
-            order.reset(last)
+            ready = order.reset(last)
         held = self.holding.pop(stream, None) if self.holding else None
         if held:
             now = asyncio.get_running_loop().time()
-            ready = [text for seq, text in held for text in order.offer(seq, text, now)]
-            self._write_first(ready)
-            if order.held and self.gap_timer is None:
-                self._arm_gap_timer()
+            ready += [
+                text for seq, text in held for text in order.offer(seq, text, now)
+            ]
+        self._write_first(ready)
+        if order.held and self.gap_timer is None:
+            self._arm_gap_timer()
 
     def unorder(self, stream: str) -> None:
         """Forget ``stream``: its frames, if any still come, go out as they are."""
@@ -332,38 +365,60 @@ class Outbox:
         if order.held and self.gap_timer is None:
             self._arm_gap_timer()
 
-    def _arm_gap_timer(self) -> None:
+    def _arm_gap_timer(self, at_least: float = 0.0) -> None:
+        """One timer for the earliest hole's deadline (not while a fill reads: it
+        arms the next itself), at least ``at_least`` seconds away."""
+        self.gap_timer = None
+        if self.filling or self.closing:
+            return
         deadlines = [
             order.deadline() for order in (self.orders or {}).values() if order.held
         ]
-        self.gap_timer = None
-        if not deadlines or self.closing:
+        if not deadlines:
             return
         loop = asyncio.get_running_loop()
-        delay = max(0.0, min(d for d in deadlines if d is not None) - loop.time())
-        self.gap_timer = loop.call_later(delay, self._gap_due)
+        due = min(d for d in deadlines if d is not None) - loop.time()
+        self.gap_timer = loop.call_later(max(at_least, due), self._gap_due)
 
     def _gap_due(self) -> None:
         self.gap_timer = None
-        self.spawn(self._fill_holes())
+        if not self.filling and not self.closing:
+            self.filling = True
+            self.spawn(self._fill_holes())
+
+    def stop(self) -> None:
+        """The socket is gone: no more storage reads for it."""
+        self.closing = True
+        if self.gap_timer is not None:
+            self.gap_timer.cancel()
+            self.gap_timer = None
 
     async def _fill_holes(self) -> None:
-        """A seq is still missing after its wait: read the holes back from storage.
-
-        What a fill releases goes through the queue, behind anything a write in
-        progress would otherwise be overtaken by.
-        """
-        now = asyncio.get_running_loop().time()
-        for stream, order in list((self.orders or {}).items()):
-            hole = order.hole(now)
-            if hole is None or self.fill is None:
-                continue
-            rows = await self.fill(stream, *hole)
-            if self.orders is None or self.orders.get(stream) is not order:
-                continue  # left the stream meanwhile
-            frames, skipped = order.fill(rows, upto=hole[1])
-            for first, last in skipped:
-                logger.warning("%s: seq %s..%s missing, skipped", stream, first, last)
-            self._write_first(frames)
-        if self.gap_timer is None:
-            self._arm_gap_timer()
+        """A seq is still missing after its wait: read the holes back from storage,
+        one read at a time; what a fill releases is written before anything still
+        queued. A read that fails is logged and tried again a wait later."""
+        retry = 0.0
+        try:
+            now = asyncio.get_running_loop().time()
+            for stream, order in list((self.orders or {}).items()):
+                hole = order.hole(now)
+                if hole is None or self.fill is None:
+                    continue
+                try:
+                    rows = await self.fill(stream, *hole)
+                except Exception:
+                    logger.exception("%s: reading seq %s..%s failed", stream, *hole)
+                    retry = order.gap_wait
+                    continue
+                if self.orders is None or self.orders.get(stream) is not order:
+                    continue  # left or restarted the stream meanwhile
+                frames, skipped = order.fill(rows, upto=hole[1])
+                for first, last in skipped:
+                    logger.warning(
+                        "%s: seq %s..%s missing, skipped", stream, first, last
+                    )
+                self._write_first(frames)
+        finally:
+            self.filling = False
+            if self.gap_timer is None:
+                self._arm_gap_timer(retry)

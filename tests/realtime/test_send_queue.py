@@ -366,3 +366,92 @@ async def test_on_daphne_a_client_far_behind_is_queued_then_drained_or_cut(setti
     await c.outbox.hub_deliver(fanout("x" * 600))
     await c.outbox.hub_deliver(fanout("y" * 600))
     assert c.closing and not c.outbox.queue
+
+
+async def test_overlapping_holes_are_read_one_at_a_time_and_written_in_order():
+    """A second hole appears while the first is being read: it waits for that read,
+    and what each read releases is written in seq order, never one read's frames
+    ahead of the other's (review: two fills once wrote 7, 9, 10, 8)."""
+    writer, socket = FakeWriter(), Socket()
+    c = consumer(writer, socket)
+    reads: list[tuple[int, int]] = []
+    first_read = asyncio.Event()
+    stored = {7: "m7", 9: "m9"}  # 6 was rolled back; 8 and 10 come as broadcasts
+
+    async def fill(stream: str, after: int, upto: int):
+        reads.append((after, upto))
+        if len(reads) == 1:
+            await first_read.wait()  # slow storage: the second hole forms meanwhile
+        return [(seq, text) for seq, text in stored.items() if after < seq <= upto]
+
+    c.outbox.fill = fill
+    c.order_stream("room", last=5, gap_wait=0.01)
+    await c.outbox.hub_deliver(fanout("m8", seq=8, stream="room"))
+    await asyncio.sleep(0.05)  # the first read (5, 8] is under way
+    await c.outbox.hub_deliver(fanout("m10", seq=10, stream="room"))
+    await asyncio.sleep(0.05)
+    assert reads == [(5, 8)]  # no second read while the first one runs
+    first_read.set()
+    for _ in range(100):
+        if c.outbox.last_seq("room") == 10:
+            break
+        await asyncio.sleep(0.01)
+    await settle()
+    assert writer.frames == [text_frame(t) for t in ("m7", "m8", "m9", "m10")]
+
+
+async def test_a_failed_read_is_tried_again_a_wait_later(caplog):
+    writer, socket = FakeWriter(), Socket()
+    c = consumer(writer, socket)
+    calls = []
+
+    async def fill(stream: str, after: int, upto: int):
+        calls.append(after)
+        if len(calls) == 1:
+            raise ConnectionError("database down for a moment")
+        return [(2, "m2")]
+
+    c.outbox.fill = fill
+    c.order_stream("room", last=1, gap_wait=0.02)
+    await c.outbox.hub_deliver(fanout("m3", seq=3, stream="room"))
+    for _ in range(100):
+        if c.outbox.last_seq("room") == 3:
+            break
+        await asyncio.sleep(0.01)
+    await settle()
+    assert calls == [1, 1] and "reading seq 1..3 failed" in caplog.text
+    assert writer.frames == [text_frame("m2"), text_frame("m3")]
+    assert socket.sent == []  # no error frame for the client: not its doing
+
+
+async def test_a_broadcast_queued_for_a_group_the_socket_left_is_not_written():
+    """A member removed while its client is behind: what waited in its queue for
+    that conversation's group is dropped, not written (authorisation at delivery)."""
+    writer, socket = FakeWriter(), Socket()
+    c = consumer(writer, socket)
+    c.groups_joined.update({"conversation.x", "inbox.1"})
+    writer.behind = True
+    for group, text in (("conversation.x", "secret"), ("inbox.1", "notice")):
+        await c.outbox.hub_deliver({**fanout(text), "group": group})
+    c.groups_joined.discard("conversation.x")  # removed
+    writer.behind = False
+    for _ in range(50):
+        if c.outbox.queue is None:
+            break
+        await asyncio.sleep(0.01)
+    assert writer.frames == [text_frame("notice")]
+
+
+async def test_a_held_event_that_fails_does_not_stop_the_others(caplog):
+    writer, socket = FakeWriter(), Socket()
+    c = consumer(writer, socket)
+    c.outbox.held = []
+
+    async def on_event(event: dict) -> None:
+        raise RuntimeError("a handler bug")
+
+    c.outbox.on_event = on_event
+    c.outbox.held.extend([{"type": "x.y"}, fanout("after")])
+    await c.outbox.release_held()
+    assert writer.frames == [text_frame("after")] and c.outbox.held is None
+    assert "held event failed" in caplog.text
