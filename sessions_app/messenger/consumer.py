@@ -83,7 +83,9 @@ class MessengerConsumer(InboxEvents, EnvelopeConsumer):
     # ------------------------------------------------------------------ connect
     async def on_connect(self) -> None:
         user_id = self.user.pk
-        self.subscribed = set()
+        # Before the inbox is joined: its events (held until this returns) read them.
+        self.subscribed, self.states = set(), {}
+        self.contacts, self.online_contacts = set(), set()
         self.inbox = inbox_group(user_id)
         await self.join_group(self.inbox)
         # Enter first, then look: of two first devices on at once, the later looker
@@ -108,7 +110,7 @@ class MessengerConsumer(InboxEvents, EnvelopeConsumer):
             )
 
     async def on_disconnect(self, code: int | None) -> None:
-        if not hasattr(self, "contacts"):
+        if not hasattr(self, "inbox"):
             return  # closed before it was connected
         presence.sweeper().discard(self)
         # Presence was already left: no entry of this user means the last device.
@@ -146,21 +148,22 @@ class MessengerConsumer(InboxEvents, EnvelopeConsumer):
         await self.join_group(group)
         try:
             last_seq = await db(member_last_seq)(conversation_id=cid, user_id=user_id)
-        except Exception:
+            if group not in self.groups_joined:  # removed while we read
+                raise NotFound(NO_CONVERSATION)
+            self.subscribed.add(cid)
+            await self.leave_group(activity_group(cid))
+            await self.reply(
+                envelope,
+                "conversation.subscribed",
+                {"conversation_id": cid, "last_seq": last_seq},
+            )
+            if payload.since is not None:
+                await self._replay(cid, payload.since, last_seq)
+                synced = {"conversation_id": cid, "last_seq": last_seq}
+                await self.send_frame("conversation.synced", synced)
+        except BaseException:  # not subscribed after all: nothing held forever
             await self._drop(cid)
             raise
-        self.subscribed.add(cid)
-        await self.leave_group(activity_group(cid))
-        await self.reply(
-            envelope,
-            "conversation.subscribed",
-            {"conversation_id": cid, "last_seq": last_seq},
-        )
-        if payload.since is not None:
-            await self._replay(cid, payload.since, last_seq)
-            await self.send_frame(
-                "conversation.synced", {"conversation_id": cid, "last_seq": last_seq}
-            )
         self.order_stream(group, last=last_seq, gap_wait=knob("MESSENGER_GAP_WAIT"))
 
     async def _replay(self, cid: str, since: int, upto: int) -> None:

@@ -41,6 +41,8 @@ class Watcher(Protocol):
 
     async def contact_changed(self, user_id: int, online: bool, text: str) -> None: ...
 
+    def spawn(self, coro: Any) -> Any: ...
+
 
 def is_online(user_id: int) -> bool:
     return bool(room_members(inbox_group(user_id)))
@@ -104,11 +106,13 @@ class Sweeper:
                     continue
                 text = offline_frame(user_id, last_seen)
                 for socket in sockets:
-                    await socket.contact_changed(user_id, False, text)
+                    # Each socket's own task: a client that is behind (its send
+                    # waits) holds up only itself, not the process's sweep.
+                    socket.spawn(socket.contact_changed(user_id, False, text))
         except Exception:  # a Redis blip: the next sweep tries again
             logger.exception("presence sweep failed")
         finally:
-            if self.sockets:
+            if self.sockets and self.timer is None:
                 self._arm()
 
 
