@@ -7,7 +7,8 @@ broadcast's prepared frame without awaiting when nothing could be overtaken, and
 client is behind they are queued in order and drained by a task of their own, so one
 slow client never holds up the hub; past ``REALTIME_MAX_QUEUED_BYTES`` it is closed
 4012. Stored frames with a ``seq`` go out in seq order, once, per stream
-(``realtime.ordering``), holes filled from storage by the endpoint's ``fill`` hook.
+(``realtime.sequenced``, on ``realtime.ordering``), holes filled from storage by the
+endpoint's ``fill`` hook.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from realtime.broadcast import FANOUT_EVENT
 from realtime.direct import DaphneWriter, SocketWriter, prepared_text, text_frame
 from realtime.ordering import SeqOrder
 from realtime.protocol import CloseCode
+from realtime.sequenced import OrderedStreams
 
 logger = logging.getLogger("realtime.outbox")
 
@@ -42,7 +44,7 @@ def event_size(event: dict) -> int:
     return sum(len(value) for value in event.values() if isinstance(value, sized))
 
 
-class Outbox:
+class Outbox(OrderedStreams):
     """Everything one socket sends, in order; what the hub talks to."""
 
     __slots__ = (
@@ -313,112 +315,3 @@ class Outbox:
             self.queued_bytes = 0
             self.spawn(self._drain(self.queue))
         self.queued_bytes += sum(len(text) for text in texts)
-
-    # ------------------------------------------------------------------ seq order
-    def hold(self, stream: str) -> None:
-        """Keep ``stream``'s stored frames back until ``order`` starts it (a socket
-        that joins a stream's group mid-connection, before it has read and
-        replayed up to ``last``)."""
-        if self.holding is None:
-            self.holding = {}
-        self.holding.setdefault(stream, [])
-        if self.orders is not None:  # a new start: a fill in flight is dropped
-            self.orders.pop(stream, None)
-
-    def order(self, stream: str, *, last: int, gap_wait: float) -> None:
-        """Deliver ``stream``'s stored frames (those broadcast with a ``seq``) in seq
-        order after ``last`` from now on: the endpoint calls it once it has sent
-        (or replayed) everything up to ``last``. Frames held for it go first."""
-        if self.orders is None:
-            self.orders = {}
-        order = self.orders.get(stream)
-        ready: list[str] = []
-        if order is None:
-            order = self.orders[stream] = SeqOrder(last=last, gap_wait=gap_wait)
-        else:
-            ready = order.reset(last)
-        held = self.holding.pop(stream, None) if self.holding else None
-        if held:
-            now = asyncio.get_running_loop().time()
-            ready += [
-                text for seq, text in held for text in order.offer(seq, text, now)
-            ]
-        self._write_first(ready)
-        if order.held and self.gap_timer is None:
-            self._arm_gap_timer()
-
-    def unorder(self, stream: str) -> None:
-        """Forget ``stream``: its frames, if any still come, go out as they are."""
-        if self.orders is not None:
-            self.orders.pop(stream, None)
-        if self.holding is not None:
-            self.holding.pop(stream, None)
-
-    def last_seq(self, stream: str) -> int | None:
-        order = None if self.orders is None else self.orders.get(stream)
-        return None if order is None else order.last
-
-    async def _offer(self, stream: str, seq: int, text: str) -> None:
-        order = self.orders[stream]  # type: ignore[index]
-        for ready in order.offer(seq, text, asyncio.get_running_loop().time()):
-            await self.write_broadcast(ready)
-        if order.held and self.gap_timer is None:
-            self._arm_gap_timer()
-
-    def _arm_gap_timer(self, at_least: float = 0.0) -> None:
-        """One timer for the earliest hole's deadline (not while a fill reads: it
-        arms the next itself), at least ``at_least`` seconds away."""
-        self.gap_timer = None
-        if self.filling or self.closing:
-            return
-        deadlines = [
-            order.deadline() for order in (self.orders or {}).values() if order.held
-        ]
-        if not deadlines:
-            return
-        loop = asyncio.get_running_loop()
-        due = min(d for d in deadlines if d is not None) - loop.time()
-        self.gap_timer = loop.call_later(max(at_least, due), self._gap_due)
-
-    def _gap_due(self) -> None:
-        self.gap_timer = None
-        if not self.filling and not self.closing:
-            self.filling = True
-            self.spawn(self._fill_holes())
-
-    def stop(self) -> None:
-        """The socket is gone: no more storage reads for it."""
-        self.closing = True
-        if self.gap_timer is not None:
-            self.gap_timer.cancel()
-            self.gap_timer = None
-
-    async def _fill_holes(self) -> None:
-        """A seq is still missing after its wait: read the holes back from storage,
-        one read at a time; what a fill releases is written before anything still
-        queued. A read that fails is logged and tried again a wait later."""
-        retry = 0.0
-        try:
-            now = asyncio.get_running_loop().time()
-            for stream, order in list((self.orders or {}).items()):
-                hole = order.hole(now)
-                if hole is None or self.fill is None:
-                    continue
-                try:
-                    rows = await self.fill(stream, *hole)
-                except Exception:
-                    logger.exception("%s: reading seq %s..%s failed", stream, *hole)
-                    retry = order.gap_wait
-                    continue
-                if self.orders is None or self.orders.get(stream) is not order:
-                    continue  # left or restarted the stream meanwhile
-                frames, skipped = order.fill(rows, upto=hole[1])
-                for first, last in skipped:
-                    logger.warning(
-                        "%s: seq %s..%s missing, skipped", stream, first, last
-                    )
-                self._write_first(frames)
-        finally:
-            self.filling = False
-            if self.gap_timer is None:
-                self._arm_gap_timer(retry)
