@@ -131,12 +131,17 @@ class RedisRelay:
         self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         self.listener: asyncio.Task | None = None
         self.closed = False
+        # Redis was lost and the subscriptions are not back yet: a join then only
+        # waits for the listener's resubscribe (a subscribe on the pubsub it is
+        # about to replace would be lost with it).
+        self.broken = False
 
     def _channel(self, group: str) -> str:
         return self.prefix + group
 
     async def subscribe(self, group: str) -> None:
-        await self.pubsub.subscribe(self._channel(group))
+        if not self.broken:
+            await self.pubsub.subscribe(self._channel(group))
         if self.listener is None or self.listener.done():
             self.listener = asyncio.ensure_future(self._listen())
 
@@ -164,10 +169,15 @@ class RedisRelay:
                 raise
             except Exception as exc:
                 logger.warning("hub relay lost Redis (%s): closing its sockets", exc)
+                self.broken = True
                 await self._lost()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
-                await self._resubscribe()
+                if await self._resubscribe():
+                    self.broken = False
+                    # Sockets that joined while it was down may have missed what
+                    # was published before the resubscribe: they resync too.
+                    await self._lost()
                 continue
             if message is None or message.get("type") != "message":
                 if not self.hub.groups:  # nothing subscribed: nothing to read
@@ -192,15 +202,18 @@ class RedisRelay:
         for group in list(self.hub.groups):
             await self.hub.deliver_local(group, event)
 
-    async def _resubscribe(self) -> None:
+    async def _resubscribe(self) -> bool:
+        """A new pubsub subscribed to every group with local members; ``False``
+        while Redis is still away."""
         try:
             await self.pubsub.aclose()
             self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             channels = [self._channel(group) for group in self.hub.groups]
-            if channels:
-                await self.pubsub.subscribe(*channels)
+            await self.pubsub.subscribe(*channels, self.prefix + "!alive")
         except Exception as exc:
             logger.warning("hub relay resubscribe failed: %s", exc)
+            return False
+        return True
 
     async def close(self) -> None:
         self.closed = True
