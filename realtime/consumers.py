@@ -8,13 +8,10 @@ Every socket endpoint subclasses it and declares what it takes (docs/toolkit.md)
         task_messages = frozenset({"query"})     # handlers that wait run as tasks
         events = frozenset({"room.moved"})       # hub events → event_room_moved
 
-A client's ``type`` is looked up only in its table (plus ``ping``, ``pong``,
-``auth.refresh`` and the declared callback ``replies``); hub events only in theirs:
-a client can never name an event, ``websocket.disconnect`` or anything else. The
-pieces it composes: ``realtime.inbound`` (frame → route, throttles, violations),
-``realtime.outbox`` (everything the socket sends; what the hub talks to),
-``realtime.handling`` (a handler's outcome → the answer) and ``realtime.connection``
-(admission, liveness, presence, groups, requests, the common types).
+A client's ``type`` is looked up only in its table (with ``ping``, ``pong``,
+``auth.refresh``, callback ``replies``), hub events only in theirs: a client never
+names an event or ``websocket.*``. It composes ``inbound``, ``outbox``, ``handling``
+and ``connection`` (docs/toolkit.md's table says what each holds).
 """
 
 from __future__ import annotations
