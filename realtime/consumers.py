@@ -69,9 +69,7 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
     replies: ClassVar[dict[str, type[BaseModel] | None]] = {}
     events: ClassVar[frozenset[str]] = frozenset()  # hub events → event_<name>
     sends: ClassVar[dict[str, type[BaseModel] | dict]] = {}  # S→C types (AsyncAPI)
-    # The knob (realtime.conf) with this endpoint's per-type rates, over the
-    # toolkit's REALTIME_THROTTLES: operators change them, not the class.
-    throttle_setting: ClassVar[str] = ""
+    throttle_setting: ClassVar[str] = ""  # its rates' knob, over REALTIME_THROTTLES
     inbound: ClassVar[Inbound]
     meters: ClassVar[metrics.EndpointMeters]  # this endpoint's, bound once
 
