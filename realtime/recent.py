@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from itertools import islice
 from typing import Any
 
 from realtime import clock
@@ -16,44 +17,38 @@ _ring: deque[dict[str, Any]] = deque(maxlen=RING_SIZE)
 
 def record(*, kind: str, code: int | str, endpoint: str, conn_id: str, reason: str):
     """Remember one event; the same ``kind``/``code`` for the same connection once."""
-    entry = {
-        "at": round(clock.now(), 3),
-        "kind": kind,
-        "code": code if isinstance(code, str) else int(code),
-        "endpoint": endpoint,
-        "conn": conn_id,
-        "reason": reason,
-    }
-    for known in list(_ring)[-8:]:  # a close reported by two layers is one close
-        if (known["conn"], known["kind"], known["code"]) == (
-            conn_id,
-            kind,
-            entry["code"],
-        ):
+    code = code if isinstance(code, str) else int(code)
+    # A close reported by two layers is one close. Runs on every error frame sent:
+    # a look at the last few entries, no copy of the ring.
+    for known in islice(reversed(_ring), 8):
+        if (known["conn"], known["kind"], known["code"]) == (conn_id, kind, code):
             return
-    _ring.append(entry)
+    _ring.append(
+        {
+            "at": round(clock.now(), 3),
+            "kind": kind,
+            "code": code,
+            "endpoint": endpoint,
+            "conn": conn_id,
+            "reason": reason,
+        }
+    )
+
+
+def _of(consumer: Any, kind: str, code: int | str, reason: str) -> None:
+    endpoint = getattr(consumer, "endpoint", "unknown")
+    conn_id = getattr(consumer, "conn_id", "")
+    record(kind=kind, code=code, endpoint=endpoint, conn_id=conn_id, reason=reason)
 
 
 def record_close(consumer: Any, code: int, reason: str) -> None:
     """A close this process decided on, for ``consumer``."""
-    record(
-        kind="close",
-        code=code,
-        endpoint=getattr(consumer, "endpoint", "unknown"),
-        conn_id=getattr(consumer, "conn_id", ""),
-        reason=reason,
-    )
+    _of(consumer, "close", code, reason)
 
 
 def record_error(consumer: Any, code: str, reason: str) -> None:
     """An error frame (or a handler's failure) sent to ``consumer``'s client."""
-    record(
-        kind="error",
-        code=code,
-        endpoint=getattr(consumer, "endpoint", "unknown"),
-        conn_id=getattr(consumer, "conn_id", ""),
-        reason=reason,
-    )
+    _of(consumer, "error", code, reason)
 
 
 def recent_events() -> list[dict[str, Any]]:
