@@ -198,6 +198,33 @@ class Resuming:
 
 
 # ---------------------------------------------------------------- a Redis of our own
+class Chatter:
+    """Every client sends ``chat.send`` ten times a second while it is connected
+    (a send refused by a socket closing under it waits for the next turn)."""
+
+    def __init__(self, clients: list[Resuming]) -> None:
+        self.stopped = asyncio.Event()
+        self.tasks = [
+            asyncio.create_task(self._talk(client, n))
+            for n, client in enumerate(clients)
+        ]
+
+    async def _talk(self, client: Resuming, n: int) -> None:
+        i = 0
+        while not self.stopped.is_set():
+            if client.connected.is_set():
+                try:
+                    await client.send("chat.send", {"content": f"{n}:{i}"})
+                    i += 1
+                except Exception:  # noqa: S110 - closed under us: the next turn waits
+                    pass
+            await asyncio.sleep(0.1)
+
+    async def stop(self) -> None:
+        self.stopped.set()
+        await asyncio.gather(*self.tasks)
+
+
 class OwnRedis:
     """A Redis on a free port that the test may kill and start again; never the
     machine's shared one."""

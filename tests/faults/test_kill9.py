@@ -12,7 +12,7 @@ import time
 import psycopg
 import pytest
 
-from tests.faults.helpers import Resuming, create_users, request
+from tests.faults.helpers import Chatter, Resuming, create_users, request
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
 
@@ -77,26 +77,12 @@ async def _room(cluster, s1, s2, code, guests, host) -> None:
     ]
     for client in clients:
         await asyncio.wait_for(client.connected.wait(), 15)
-    stop = asyncio.Event()
-
-    async def talk(client: Resuming, n: int) -> None:
-        i = 0
-        while not stop.is_set():
-            if client.connected.is_set():
-                try:
-                    await client.send("chat.send", {"content": f"{n}:{i}"})
-                    i += 1
-                except Exception:  # noqa: S110 - closed under us: the next turn waits
-                    pass
-            await asyncio.sleep(0.1)
-
-    talkers = [asyncio.create_task(talk(c, n)) for n, c in enumerate(clients)]
+    chat = Chatter(clients)  # every client sends, 10 a second, until stopped
     await asyncio.sleep(2)
     s2.kill()  # mid-conversation: every client is sending
     killed = time.monotonic()
     await asyncio.sleep(3)
-    stop.set()
-    await asyncio.gather(*talkers)
+    await chat.stop()
     for client in clients[3:]:  # back, on the survivor, through the balancer
         await asyncio.wait_for(client.connected.wait(), 20)
         assert client.connects == 2 and client.closes == [1006]

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from scripts.services import http_status
-from tests.faults.helpers import OwnRedis, Resuming, create_users, request
+from tests.faults.helpers import Chatter, OwnRedis, Resuming, create_users, request
 from tests.faults.test_kill9 import ENV, chat_seq, stored_seqs
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
@@ -70,28 +70,14 @@ async def _under_load(cluster, redis: OwnRedis, code: str, tokens: list[str]) ->
     ]
     for client in clients:
         await asyncio.wait_for(client.connected.wait(), 15)
-    stop = asyncio.Event()
-
-    async def talk(client: Resuming, n: int) -> None:
-        i = 0
-        while not stop.is_set():
-            if client.connected.is_set():
-                try:
-                    await client.send("chat.send", {"content": f"{n}:{i}"})
-                    i += 1
-                except Exception:  # noqa: S110 - closed under us: the next turn waits
-                    pass
-            await asyncio.sleep(0.1)
-
-    talkers = [asyncio.create_task(talk(c, n)) for n, c in enumerate(clients)]
+    chat = Chatter(clients)  # every client sends, 10 a second, until stopped
     await asyncio.sleep(2)
     redis.kill()
     await asyncio.sleep(3)
     redis.start()  # empty: presence, tickets and counters start again
     back = time.monotonic()
     await asyncio.sleep(3)
-    stop.set()
-    await asyncio.gather(*talkers)
+    await chat.stop()
     # Every socket saw the loss (4012 from its hub) and came back on its own; a
     # reconnect while Redis was down was refused (4011, or 1011 from the server
     # when admission itself failed) and tried again later.
