@@ -334,6 +334,28 @@ realtime_settings = AppSettings(
             doc="seconds between a process's reports to the operators' live view",
         ),
         Knob("TICKET_TTL", 30, "int", minimum=1, doc="seconds a socket ticket lives"),
+        # realtime/redisconn.py: the event loop's one Redis pool per process.
+        Knob(
+            "REDIS_POOL_SIZE",
+            64,
+            "int",
+            minimum=1,
+            doc="connections in a process's async Redis pool (per node on a cluster)",
+        ),
+        Knob(
+            "REDIS_POOL_TIMEOUT",
+            1.0,
+            "float",
+            minimum=0.01,
+            doc="seconds a Redis call waits for a free pool connection, then fails",
+        ),
+        Knob(
+            "REDIS_SOCKET_TIMEOUT",
+            2.0,
+            "float",
+            minimum=0.01,
+            doc="seconds a Redis connect or reply may take, then the call fails",
+        ),
         # Prometheus scrapes each process (docs/operations.md): a second port keeps
         # /metrics off the public one; each process on a machine needs its own.
         Knob(
