@@ -1,4 +1,5 @@
-"""ASGI entry point: Django for HTTP, the realtime consumers for WebSockets."""
+"""ASGI entry point: Django for HTTP (``/healthz`` answered ahead of it), the realtime
+consumers for WebSockets."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from config.routing import OWN_CREDENTIAL_PATHS, websocket_urlpatterns  # noqa: E402
 from realtime.auth import RealtimeAuthMiddleware  # noqa: E402
+from realtime.health import LivenessProbe  # noqa: E402
 from realtime.origin import RealtimeOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # /healthz on the event loop, never queued behind the database thread.
+        "http": LivenessProbe(django_asgi_app),
         "websocket": RealtimeOriginValidator(
             RealtimeAuthMiddleware(
                 URLRouter(websocket_urlpatterns),

@@ -10,7 +10,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from config.live import live_json, live_page_view
-from realtime.api import StatsView, TicketView, healthz, metrics_view, readyz
+from realtime.api import StatsView, TicketView, metrics_view, readyz
 
 urlpatterns = [
     path("admin/realtime/live/", live_page_view, name="admin-realtime-live"),
@@ -30,7 +30,6 @@ urlpatterns = [
     path(
         "favicon.ico", RedirectView.as_view(url="/static/favicon.svg", permanent=True)
     ),
-    path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
     path("", include("sessions_app.urls")),

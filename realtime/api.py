@@ -75,11 +75,6 @@ class StatsView(APIView):
         return Response(presence_stats())
 
 
-def healthz(request: HttpRequest) -> JsonResponse:
-    """The process is up."""
-    return JsonResponse({"status": "ok"})
-
-
 def _check_database() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")

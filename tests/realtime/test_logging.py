@@ -179,7 +179,7 @@ async def test_the_async_middleware_binds_and_resets(json_log):
 
 @pytest.mark.django_db
 def test_http_responses_carry_the_trace_header(client):
-    assert len(client.get("/healthz")["X-Trace-Id"]) == 16
+    assert len(client.get("/favicon.ico")["X-Trace-Id"]) == 16
 
 
 # ---------------------------------------------------------------- settings
