@@ -155,3 +155,124 @@ def ensure_database(url: str) -> bool:
         if not exists:
             conn.execute(f'CREATE DATABASE "{name}"')
     return not exists
+
+
+# ---------------------------------------------------------------- Redis Cluster
+def start_redis_server(workdir: Path, port: int, *extra: str) -> subprocess.Popen:
+    """A ``redis-server`` of our own on ``port`` (no persistence), in the
+    foreground so that its PID is ours to stop; ready when this returns."""
+    if shutil.which("redis-server") is None:
+        raise ClusterError(
+            "redis-server is not installed (apt-get install redis-server)"
+        )
+    workdir.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(  # noqa: S603
+        ["redis-server", "--bind", HOST, "--port", str(port)]  # noqa: S607
+        + ["--save", "", "--appendonly", "no", "--dir", str(workdir), *extra],
+        stdout=(workdir / f"redis-{port}.log").open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: port_open(HOST, port), timeout=10, what=f"Redis on {port}")
+    except ClusterError:
+        stop_process(process)
+        raise
+    return process
+
+
+def _redis_cli(port: int, *args: str, timeout: float = 10) -> str:
+    result = subprocess.run(  # noqa: S603
+        ["redis-cli", "-h", HOST, "-p", str(port), *args],  # noqa: S607
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ClusterError(f"redis-cli {' '.join(args)}: {result.stderr.strip()}")
+    return result.stdout
+
+
+class RedisClusterProcesses:
+    """A local Redis Cluster: ``nodes`` masters (no replicas) on free loopback
+    ports, each a ``redis-server`` process of ours; ``url`` is its
+    ``redis+cluster://`` address. ``kill(i)``/``start_node(i)`` take one node
+    away and bring it back on the same port with the same slots (its
+    ``nodes-<port>.conf`` stays in ``workdir``)."""
+
+    def __init__(self, workdir: Path, nodes: int = 3) -> None:
+        self.workdir = Path(workdir)
+        self.ports = [free_port() for _ in range(nodes)]
+        # The cluster bus: by default port + 10000, which a free port may not have.
+        self.bus_ports = [free_port() for _ in range(nodes)]
+        self.processes: list[subprocess.Popen | None] = [None] * nodes
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://{HOST}:{self.ports[0]}"
+
+    def start_node(self, index: int) -> None:
+        port = self.ports[index]
+        self.processes[index] = start_redis_server(
+            self.workdir,
+            port,
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            str(self.workdir / f"nodes-{port}.conf"),
+            "--cluster-port",
+            str(self.bus_ports[index]),
+            "--cluster-node-timeout",
+            "2000",
+        )
+
+    def start(self, *, timeout: float = 30) -> RedisClusterProcesses:
+        if shutil.which("redis-cli") is None:
+            raise ClusterError("redis-cli is not installed (apt-get install redis)")
+        try:
+            for index in range(len(self.ports)):
+                self.start_node(index)
+            _redis_cli(
+                self.ports[0],
+                "--cluster",
+                "create",
+                *(f"{HOST}:{port}" for port in self.ports),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+                timeout=timeout,
+            )
+            self.wait_ok(timeout=timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def state_ok(self) -> bool:
+        """Every node answers and says ``cluster_state:ok``."""
+        try:
+            return all(
+                "cluster_state:ok" in _redis_cli(port, "cluster", "info", timeout=2)
+                for port in self.ports
+            )
+        except (ClusterError, subprocess.TimeoutExpired):
+            return False
+
+    def wait_ok(self, *, timeout: float = 30) -> None:
+        wait_for(self.state_ok, timeout=timeout, what="Redis Cluster")
+
+    def kill(self, index: int) -> None:
+        """``kill -9`` of one node's process."""
+        process = self.processes[index]
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(5)
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes if p is not None and p.poll() is None]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process is not None:
+                stop_process(process, grace=5)

@@ -1,0 +1,38 @@
+"""A local Redis Cluster for the tests here: three masters on free loopback ports
+(``scripts.services.RedisClusterProcesses``), started once for the run and stopped
+by their PIDs; tests that kill a node start a cluster of their own."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from scripts.services import ClusterError, RedisClusterProcesses
+from tests.services import unavailable
+
+
+def start_cluster(workdir) -> RedisClusterProcesses:
+    for tool in ("redis-server", "redis-cli"):
+        if shutil.which(tool) is None:
+            unavailable(f"{tool} is not installed (apt-get install redis-server)")
+    try:
+        return RedisClusterProcesses(workdir).start()
+    except ClusterError as exc:
+        unavailable(f"a local Redis Cluster did not start: {exc}")
+        raise
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory):
+    cluster = start_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def own_redis_cluster(tmp_path):
+    """A cluster this test may take a node of away."""
+    cluster = start_cluster(tmp_path / "redis-cluster")
+    yield cluster
+    cluster.stop()
