@@ -132,13 +132,43 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ---------------------------------------------------------------------------- redis
+# One Redis (redis://, rediss://, unix://) or a Redis Cluster (redis+cluster:// or
+# rediss+cluster://, any one node): docs/deployment.md, "Past one Redis".
 REDIS_URL = env_str("REDIS_URL", "")
-if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+REDIS_CLUSTER = REDIS_URL.startswith(("redis+cluster://", "rediss+cluster://"))
+if (
+    REDIS_URL
+    and not REDIS_CLUSTER
+    and not REDIS_URL.startswith(("redis://", "rediss://", "unix://"))
+):
     raise ImproperlyConfigured(
-        f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL!r}"
+        "REDIS_URL must start with redis://, rediss://, unix://, redis+cluster:// or "
+        f"rediss+cluster://, got {REDIS_URL!r}"
     )
 
-if REDIS_URL:
+if REDIS_CLUSTER:
+    # channels-redis cannot follow a cluster's MOVED answers. Broadcasts cross
+    # processes on the hub's relay (sharded pub/sub), which needs no channel layer:
+    # the layer stays in this process, and the layer fan-out path is refused.
+    if env_str("REALTIME_FANOUT", "hub") == "layer":
+        raise ImproperlyConfigured(
+            "REALTIME_FANOUT=layer needs channels-redis, which cannot use a Redis "
+            "Cluster: use the hub (the default) with a redis+cluster:// REDIS_URL"
+        )
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": 1000},
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "realtime.clustercache.RedisClusterCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "rt"),
+        }
+    }
+elif REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",

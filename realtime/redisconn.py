@@ -12,6 +12,7 @@ which callers turn into a retryable answer (docs/operations.md).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 
@@ -30,6 +31,15 @@ def is_cluster(url: str) -> bool:
 def node_url(url: str) -> str:
     """``url`` as redis-py reads it (the ``+cluster`` marker dropped)."""
     return url.replace("+cluster://", "://", 1) if is_cluster(url) else url
+
+
+def node_address(url: str, host: str, port: int) -> str:
+    """The URL of one node of the cluster ``url`` names (same scheme, credentials
+    and options), for a connection of its own to that node."""
+    parts = urlsplit(node_url(url))
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@{host}:{port}" if credentials else f"{host}:{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def redis_url() -> str:
@@ -58,8 +68,9 @@ def new_async_client(url: str, **options: Any) -> Any:
         max_connections=conf.REDIS_POOL_SIZE,
         timeout=conf.REDIS_POOL_TIMEOUT,
         **timeouts,
+        **options,  # connection options (client_name, ...) live on the pool
     )
-    return Redis(connection_pool=pool, **options)
+    return Redis(connection_pool=pool)
 
 
 def _loop_client() -> Any:

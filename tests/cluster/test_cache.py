@@ -1,0 +1,95 @@
+"""Django's cache, and what the project keeps in it, on a Redis Cluster."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from redis.crc import key_slot
+
+from realtime import presence
+from realtime.clustercache import RedisClusterCache
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def cluster_cache(redis_cluster):
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    return RedisClusterCache(redis_cluster.url, {"KEY_PREFIX": prefix})
+
+
+def test_single_key_calls(cluster_cache):
+    cache = cluster_cache
+    assert cache.get("missing", "dflt") == "dflt"
+    cache.set("answer", {"n": 42}, 30)
+    assert cache.get("answer") == {"n": 42}
+    assert cache.add("answer", "other") is False
+    assert cache.add("fresh", 1, 30) is True
+    assert cache.incr("fresh", 4) == 5
+    with pytest.raises(ValueError):
+        cache.incr("nothing")
+    assert cache.has_key("fresh") and not cache.has_key("missing")
+    assert cache.touch("fresh", 60) is True
+    assert cache.delete("fresh") is True and cache.get("fresh") is None
+    cache.set("gone", 1, 0)  # Django's meaning: expired at once
+    assert cache.get("gone") is None
+
+
+def test_many_key_calls_cross_slots(cluster_cache, redis_cluster):
+    cache = cluster_cache
+    keys = [f"k{n}" for n in range(40)]
+    # The keys hash to slots of every node: one MGET/MSET would be refused.
+    slots = {key_slot(cache.make_key(key).encode()) for key in keys}
+    assert min(slots) < 5461 and max(slots) > 10922 and len(slots) > 30
+    cache.set_many({key: f"v-{key}" for key in keys}, 30)
+    got = cache.get_many([*keys, "absent"])
+    assert got == {key: f"v-{key}" for key in keys}
+    cache.delete_many(keys[:20])
+    assert cache.get_many(keys) == {key: f"v-{key}" for key in keys[20:]}
+    cache.set_many({key: 1 for key in keys[20:]}, 0)  # expired at once
+    assert cache.get_many(keys) == {}
+    assert cache.set_many({}) == [] and cache.delete_many([]) is None
+    cache.set("x", 1)
+    assert cache.clear() is True
+    assert cache.get("x") is None
+
+
+def test_the_project_on_the_cluster_cache(redis_cluster, settings):
+    """Tickets, cache rate limits and presence, through the configured cache."""
+    from django.core.cache import caches
+
+    from realtime.ratelimit import CacheRateLimiter
+    from realtime.tokens import ticket_issue, ticket_redeem
+
+    settings.REDIS_URL = redis_cluster.url
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "realtime.clustercache.RedisClusterCache",
+            "LOCATION": redis_cluster.url,
+            "KEY_PREFIX": f"t{uuid.uuid4().hex[:8]}",
+        }
+    }
+    presence.reset_store()
+    assert isinstance(caches["default"], RedisClusterCache)
+
+    ticket = ticket_issue(user_id=7, expires_at=None)
+    assert ticket_redeem(ticket)["user_id"] == 7
+    assert ticket_redeem(ticket) is None  # once
+
+    limiter = CacheRateLimiter(name="t", limit=2, window=60)
+    assert limiter.take("u") is None and limiter.take("u") is None
+    assert limiter.take("u") > 0
+
+    store = presence.get_store()
+    assert isinstance(store, presence.RedisPresence)
+    rooms = [f"room-{n}" for n in range(12)]  # one hash per room, on its own slot
+    for room in rooms:
+        store.set(room, "c1", {"user": 7}, 30)
+        store.set(room, "c2", {"user": 8}, 30)
+    assert all(
+        store.members(room) == {"c1": {"user": 7}, "c2": {"user": 8}} for room in rooms
+    )
+    store.remove(rooms[0], "c1")
+    assert store.members(rooms[0]) == {"c2": {"user": 8}}
+    presence.reset_store()
