@@ -22,6 +22,7 @@ from realtime import metrics
 from realtime.conf import realtime_settings
 from realtime.drain import is_draining
 from realtime.presence import presence_stats
+from realtime.redisconn import async_redis, is_cluster, redis_url
 from realtime.tokens import ticket_issue
 
 
@@ -87,6 +88,16 @@ async def _check_layer() -> None:
     await asyncio.wait_for(layer.receive(channel), timeout=2)
 
 
+async def _check_cluster() -> None:
+    """On a Redis Cluster the channel layer is the process's own (broadcasts cross
+    processes on the hub's relay): what must answer is the cluster, every primary."""
+    client = async_redis()
+    info = await client.cluster_info()
+    if info.get("cluster_state") != "ok":
+        raise ConnectionError(f"cluster_state is {info.get('cluster_state')}")
+    await client.ping(target_nodes=client.PRIMARIES)
+
+
 async def readyz(request: HttpRequest) -> JsonResponse:
     """Database, cache and channel layer all answer; 503 at once while draining, so
     that the load balancer sends nobody new to a stopping process."""
@@ -96,7 +107,9 @@ async def readyz(request: HttpRequest) -> JsonResponse:
     for name, check in (
         ("database", lambda: database_sync_to_async(_check_database)()),
         ("cache", lambda: database_sync_to_async(cache.get)("readyz-probe")),
-        ("channel_layer", _check_layer),
+        ("redis_cluster", _check_cluster)
+        if is_cluster(redis_url())
+        else ("channel_layer", _check_layer),
     ):
         try:
             await asyncio.wait_for(check(), timeout=3)

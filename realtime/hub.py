@@ -23,15 +23,18 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import msgpack  # events may carry bytes (camera frames); channels-redis uses it too
 from django.conf import settings
+from redis.crc import key_slot
 
 from realtime import logcontext, metrics
 from realtime.conf import realtime_settings
 from realtime.looplocal import per_loop
 from realtime.protocol import CloseCode
+from realtime.redisconn import is_cluster, new_async_client, node_address
 
 logger = logging.getLogger("realtime.hub")
 
@@ -50,7 +53,10 @@ class Hub:
     def __init__(self, redis_url: str | None = None, prefix: str = "rt") -> None:
         self.groups: dict[str, dict[str, Member]] = {}
         self.origin = secrets.token_hex(8)
-        self.relay = RedisRelay(self, redis_url, prefix) if redis_url else None
+        self.relay: RedisRelay | None = None
+        if redis_url:
+            relay = ShardedRelay if is_cluster(redis_url) else RedisRelay
+            self.relay = relay(self, redis_url, prefix)
 
     async def join(self, group: str, member: Member) -> None:
         members = self.groups.get(group)
@@ -120,14 +126,15 @@ class Hub:
 class RedisRelay:
     """Carries broadcasts between processes over Redis pub/sub, one message each."""
 
-    def __init__(self, hub: Hub, url: str, prefix: str) -> None:
-        import redis.asyncio as aioredis
+    message_type = "message"  # what pub/sub calls a published message
 
+    def __init__(self, hub: Hub, url: str, prefix: str) -> None:
         self.hub = hub
         self.prefix = f"{prefix}:hub:"
         # Named, so operators (and tests) can tell each process's relay in CLIENT LIST.
         self.client_name = f"rt-hub-{hub.origin}"
-        self.redis = aioredis.Redis.from_url(url, client_name=self.client_name)
+        self.url = url
+        self.redis = new_async_client(url, client_name=self.client_name)
         self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         self.listener: asyncio.Task | None = None
         self.closed = False
@@ -151,12 +158,14 @@ class RedisRelay:
         except Exception:  # the listener notices a broken connection itself
             logger.warning("unsubscribe from %s failed", group)
 
-    async def publish(self, group: str, event: dict[str, Any]) -> None:
+    def _pack(self, event: dict[str, Any]) -> bytes:
         # "t": when it was published (wall clock), for the relay's fan-out latency.
-        message = msgpack.packb(
+        return msgpack.packb(
             {"o": self.hub.origin, "e": event, "t": time.time()}, use_bin_type=True
         )
-        await self.redis.publish(self._channel(group), message)
+
+    async def publish(self, group: str, event: dict[str, Any]) -> None:
+        await self.redis.publish(self._channel(group), self._pack(event))
 
     async def _listen(self) -> None:
         logcontext.clear()  # started from a socket's task: serves them all
@@ -170,36 +179,40 @@ class RedisRelay:
             except Exception as exc:
                 logger.warning("hub relay lost Redis (%s): closing its sockets", exc)
                 self.broken = True
-                await self._lost()
+                await self._lost(list(self.hub.groups))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 if await self._resubscribe():
                     self.broken = False
                     # Sockets that joined while it was down may have missed what
                     # was published before the resubscribe: they resync too.
-                    await self._lost()
+                    await self._lost(list(self.hub.groups))
                 continue
-            if message is None or message.get("type") != "message":
+            if message is None or message.get("type") != self.message_type:
                 if not self.hub.groups:  # nothing subscribed: nothing to read
                     await asyncio.sleep(0.5)
                 continue
-            try:
-                data = msgpack.unpackb(message["data"], raw=False)
-                if data["o"] == self.hub.origin:
-                    continue  # delivered locally when it was published
-                channel = message["channel"]
-                if isinstance(channel, bytes):
-                    channel = channel.decode()
-                await self.hub.deliver_local(channel[len(self.prefix) :], data["e"])
-                if "t" in data:
-                    metrics.fanout_relay.observe(max(0.0, time.time() - data["t"]))
-            except Exception:  # one bad message must not kill the listener
-                logger.exception("hub relay could not deliver a message")
+            await self._deliver(message)
 
-    async def _lost(self) -> None:
+    async def _deliver(self, message: dict[str, Any]) -> None:
+        """A relayed message to this process's sockets (not our own publications)."""
+        try:
+            data = msgpack.unpackb(message["data"], raw=False)
+            if data["o"] == self.hub.origin:
+                return  # delivered locally when it was published
+            channel = message["channel"]
+            if isinstance(channel, bytes):
+                channel = channel.decode()
+            await self.hub.deliver_local(channel[len(self.prefix) :], data["e"])
+            if "t" in data:
+                metrics.fanout_relay.observe(max(0.0, time.time() - data["t"]))
+        except Exception:  # one bad message must not kill the listener
+            logger.exception("hub relay could not deliver a message")
+
+    async def _lost(self, groups: Iterable[str]) -> None:
         """Messages may be gone: make every affected client resync (4012)."""
         event = {"type": "realtime.close", "code": int(CloseCode.GOING_AWAY)}
-        for group in list(self.hub.groups):
+        for group in groups:
             await self.hub.deliver_local(group, event)
 
     async def _resubscribe(self) -> bool:
@@ -223,6 +236,171 @@ class RedisRelay:
             await self.pubsub.aclose()
             await self.redis.aclose()
         except Exception:  # closing a dead connection
+            logger.debug("relay close", exc_info=True)
+
+
+class Shard:
+    """One node of a Redis Cluster as the relay sees it: a subscriber connection of
+    its own, the groups whose channels hash to the node's slots, a listener."""
+
+    def __init__(self, name: str, client: Any, alive: str) -> None:
+        self.name = name  # "host:port"
+        self.client = client
+        self.alive = alive  # a channel of the node's own, never unsubscribed
+        self.pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self.groups: set[str] = set()
+        self.listener: asyncio.Task | None = None
+        self.broken = False
+        self.alive_subscribed = False
+
+
+class ShardedRelay(RedisRelay):
+    """The relay on a Redis Cluster: sharded pub/sub (``SPUBLISH``/``SSUBSCRIBE``,
+    Redis >= 7).
+
+    A group's channel hashes to one slot, so its messages go through the one node
+    that owns the slot, and groups spread over the nodes: each node carries its share
+    of the broadcasts instead of every node all of them (plain ``PUBLISH`` on a
+    cluster is copied to every node). Each node the process has groups on gets a
+    subscriber connection and a listener of its own, so a slow or lost node delays
+    only its own groups. The guarantees are the single Redis's, per node: a lost
+    node closes the sockets of its groups with 4012, its groups are subscribed again
+    (on whichever node owns their slots by then) and their sockets resync once more;
+    a join while its node is away waits for that resubscribe.
+    """
+
+    message_type = "smessage"
+
+    def __init__(self, hub: Hub, url: str, prefix: str) -> None:
+        super().__init__(hub, url, prefix)
+        self.pubsub = None  # no cluster-wide subscriber: one per node (Shard)
+        self.shards: dict[str, Shard] = {}
+        self.group_shard: dict[str, Shard] = {}
+
+    async def _owner(self, channel: str) -> Any:
+        """The node that owns ``channel``'s slot (the slot map loaded once)."""
+        await self.redis.initialize()
+        return self.redis.get_node_from_key(channel)
+
+    def _alive_channel(self, node_name: str) -> str:
+        """A channel whose slot ``node_name`` owns, for its idle subscriber."""
+        slots = self.redis.nodes_manager.slots_cache
+        for n in range(1 << 16):
+            channel = f"{self.prefix}!alive{{{n}}}"
+            owners = slots.get(key_slot(channel.encode()))
+            if owners and owners[0].name == node_name:
+                return channel
+        raise RuntimeError(f"no slot of {node_name} found")
+
+    def _shard(self, node: Any) -> Shard:
+        shard = self.shards.get(node.name)
+        if shard is None:
+            client = new_async_client(
+                node_address(self.url, node.host, node.port),
+                client_name=self.client_name,
+            )
+            shard = Shard(node.name, client, self._alive_channel(node.name))
+            self.shards[node.name] = shard
+        return shard
+
+    async def subscribe(self, group: str) -> None:
+        channel = self._channel(group)
+        shard = self._shard(await self._owner(channel))
+        shard.groups.add(group)
+        self.group_shard[group] = shard
+        try:
+            if not shard.broken:
+                if not shard.alive_subscribed:
+                    await shard.pubsub.ssubscribe(shard.alive)
+                    shard.alive_subscribed = True
+                await shard.pubsub.ssubscribe(channel)
+        except Exception:
+            shard.groups.discard(group)
+            self.group_shard.pop(group, None)
+            raise
+        if shard.listener is None or shard.listener.done():
+            shard.listener = asyncio.ensure_future(self._listen_shard(shard))
+
+    async def unsubscribe(self, group: str) -> None:
+        shard = self.group_shard.pop(group, None)
+        if shard is None:
+            return
+        shard.groups.discard(group)
+        try:
+            await shard.pubsub.sunsubscribe(self._channel(group))
+        except Exception:  # the listener notices a broken connection itself
+            logger.warning("unsubscribe from %s failed", group)
+
+    async def publish(self, group: str, event: dict[str, Any]) -> None:
+        await self.redis.spublish(self._channel(group), self._pack(event))
+
+    async def _listen_shard(self, shard: Shard) -> None:
+        logcontext.clear()  # started from a socket's task: serves them all
+        while not self.closed:
+            try:
+                message = await shard.pubsub.get_message(timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning(
+                    "hub relay lost Redis node %s (%s): closing its sockets",
+                    shard.name,
+                    exc,
+                )
+                await self._recover(shard)
+                continue
+            if message is not None and message.get("type") == self.message_type:
+                await self._deliver(message)
+
+    async def _recover(self, shard: Shard) -> None:
+        """Resync the lost node's sockets (4012), subscribe its groups again once it
+        (or the node now owning their slots) answers, then resync once more: what
+        was published before the resubscribe reached nobody here."""
+        shard.broken = True
+        await self._lost(list(shard.groups))
+        backoff = 0.1
+        while True:
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+            if await self._resubscribe_shard(shard):
+                break
+        shard.broken = False
+        await self._lost(list(shard.groups))
+
+    async def _resubscribe_shard(self, shard: Shard) -> bool:
+        """A new subscriber on ``shard``'s node for every group it still owns;
+        groups whose slots moved to another node (a failover) are subscribed
+        there. ``False`` while the node is still away."""
+        try:
+            await shard.pubsub.aclose()
+            await self.redis.nodes_manager.initialize()  # the slot map, afresh
+            shard.pubsub = shard.client.pubsub(ignore_subscribe_messages=True)
+            await shard.pubsub.ssubscribe(shard.alive)
+            for group in list(shard.groups):
+                channel = self._channel(group)
+                if self.redis.get_node_from_key(channel).name == shard.name:
+                    await shard.pubsub.ssubscribe(channel)
+                else:  # its slot moved: subscribed on the new owner
+                    await self.subscribe(group)
+                    shard.groups.discard(group)
+        except Exception as exc:
+            logger.warning("hub relay resubscribe on %s failed: %s", shard.name, exc)
+            return False
+        return True
+
+    async def close(self) -> None:
+        self.closed = True
+        for shard in self.shards.values():
+            if shard.listener is not None:
+                shard.listener.cancel()
+            try:
+                await shard.pubsub.aclose()
+                await shard.client.aclose()
+            except Exception:  # closing a dead connection
+                logger.debug("relay close", exc_info=True)
+        try:
+            await self.redis.aclose()
+        except Exception:
             logger.debug("relay close", exc_info=True)
 
 
