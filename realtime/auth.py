@@ -5,6 +5,11 @@ and the consumer accepts, then closes with 4008 (no credential) or 4001 (invalid
 that browsers see the code instead of a bare HTTP 403. One credential is used, in a
 fixed order: ``Authorization: Bearer`` header, then ``?ticket=``, then ``?token=``.
 Tokens are never logged.
+
+On the event loop, without a trip to the database thread, for the common cases: a
+scoped token and a JWT are checked by signature and expiry (CPU only), and a JWT's
+user is read from the process's user cache (``realtime.usercache``); a miss, and a
+ticket (redeemed in the shared cache, its user read), take one trip.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
-from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.tokens import BlacklistMixin, Token
+from rest_framework_simplejwt.utils import get_md5_hash_password
 
 from realtime.tokens import (
     MAX_TOKEN_LENGTH,
@@ -30,6 +37,7 @@ from realtime.tokens import (
     scoped_token_verify,
     ticket_redeem,
 )
+from realtime.usercache import cached_user, load_user
 
 logger = logging.getLogger("realtime.auth")
 
@@ -78,15 +86,69 @@ def extract_credential(scope: dict) -> tuple[str, str] | None:
     return None
 
 
-def _validate_jwt(raw: str, method: str) -> AuthResult:
-    """simplejwt's checks: signature, expiry, token type, active user, revocation."""
-    authenticator = JWTAuthentication()
+def _jwt_token(raw: str, method: str) -> Token | AuthResult:
+    """simplejwt's token checks: signature, expiry, token type (CPU only, unless a
+    token class checks a blacklist: ``_tokens_read_database``)."""
     try:
-        token = authenticator.get_validated_token(raw)
-        user = authenticator.get_user(token)
-    except (InvalidToken, TokenError, AuthenticationFailed) as exc:
+        return JWTAuthentication().get_validated_token(raw)
+    except (InvalidToken, TokenError) as exc:
         return _invalid(method, type(exc).__name__)
+
+
+def _tokens_read_database() -> bool:
+    """Whether a token class verifies against the blacklist (a database read)."""
+    return any(issubclass(c, BlacklistMixin) for c in jwt_settings.AUTH_TOKEN_CLASSES)
+
+
+def _jwt_checked(raw: str, method: str) -> tuple[Token, Any] | AuthResult:
+    """``(token, user id)`` of a valid token, else the invalid result."""
+    token = _jwt_token(raw, method)
+    if isinstance(token, AuthResult):
+        return token
+    user_id = token.get(jwt_settings.USER_ID_CLAIM)
+    if user_id is None:
+        return _invalid(method, "InvalidToken")
+    return token, user_id
+
+
+def _jwt_result(token: Token, user: Any, method: str) -> AuthResult:
+    """simplejwt's ``get_user`` checks on the user read: exists, active, and the
+    token was issued for its current password (``CHECK_REVOKE_TOKEN``)."""
+    if user is None:
+        return _invalid(method, "user not found")
+    if jwt_settings.CHECK_USER_IS_ACTIVE and not user.is_active:
+        return _invalid(method, "user inactive")
+    if jwt_settings.CHECK_REVOKE_TOKEN and token.get(
+        jwt_settings.REVOKE_TOKEN_CLAIM
+    ) != get_md5_hash_password(user.password):
+        return _invalid(method, "password changed")
     return AuthResult("ok", user=user, method=method, expires_at=float(token["exp"]))
+
+
+def _validate_jwt(raw: str, method: str) -> AuthResult:
+    """A JWT's checks in the database thread (a user not cached is read)."""
+    checked = _jwt_checked(raw, method)
+    if isinstance(checked, AuthResult):
+        return checked
+    token, user_id = checked
+    user = cached_user(user_id)
+    if user is None:
+        user = load_user(user_id)
+    return _jwt_result(token, user, method)
+
+
+async def _validate_jwt_async(raw: str, method: str) -> AuthResult:
+    """A JWT's checks on the event loop; only a user not cached costs a trip."""
+    if _tokens_read_database():
+        return await database_sync_to_async(_validate_jwt)(raw, method)
+    checked = _jwt_checked(raw, method)
+    if isinstance(checked, AuthResult):
+        return checked
+    token, user_id = checked
+    user = cached_user(user_id)
+    if user is None:
+        user = await database_sync_to_async(load_user)(user_id)
+    return _jwt_result(token, user, method)
 
 
 def _user_for_ticket(claims: dict) -> AuthResult:
@@ -103,22 +165,49 @@ def _scoped(raw: str, method: str) -> AuthResult:
     return AuthResult("ok", method=method, expires_at=claims["exp"], claims=claims)
 
 
-def authenticate_sync(scope: dict) -> AuthResult:
-    """Resolve the scope's credential (runs in the database thread)."""
+def _credential(scope: dict) -> tuple[str, str] | AuthResult:
+    """The credential to check, or the result already known (missing, malformed)."""
     found = extract_credential(scope)
     if found is None:
         return MISSING
     method, raw = found
     if not raw or len(raw) > MAX_TOKEN_LENGTH:
         return _invalid(method, "empty or oversized credential")
+    return method, raw
+
+
+def _ticket(raw: str) -> AuthResult:
+    claims = ticket_redeem(raw)
+    if claims is None:
+        return _invalid("ticket", "unknown, expired or used ticket")
+    return _user_for_ticket(claims)
+
+
+def authenticate_sync(scope: dict) -> AuthResult:
+    """Resolve the scope's credential (in the database thread)."""
+    found = _credential(scope)
+    if isinstance(found, AuthResult):
+        return found
+    method, raw = found
     if method == "ticket":
-        claims = ticket_redeem(raw)
-        if claims is None:
-            return _invalid("ticket", "unknown, expired or used ticket")
-        return _user_for_ticket(claims)
+        return _ticket(raw)
     if raw.startswith(SCOPED_PREFIX):
         return _scoped(raw, method)
     return _validate_jwt(raw, method)
+
+
+async def authenticate(scope: dict) -> AuthResult:
+    """Resolve the scope's credential on the event loop (``authenticate_sync``'s
+    checks); a ticket and a user not cached take a trip to the database thread."""
+    found = _credential(scope)
+    if isinstance(found, AuthResult):
+        return found
+    method, raw = found
+    if method == "ticket":
+        return await database_sync_to_async(_ticket)(raw)
+    if raw.startswith(SCOPED_PREFIX):
+        return _scoped(raw, method)
+    return await _validate_jwt_async(raw, method)
 
 
 def validate_refresh_token(raw: str) -> AuthResult:
@@ -153,7 +242,7 @@ class RealtimeAuthMiddleware(BaseMiddleware):
             scope["auth"] = MISSING
             scope["user"] = AnonymousUser()
         elif scope.get("type") == "websocket":
-            result = await database_sync_to_async(authenticate_sync)(scope)
+            result = await authenticate(scope)
             if result.status == "invalid":
                 logger.info(
                     "socket credential refused: method=%s reason=%s path=%s",

@@ -334,6 +334,22 @@ realtime_settings = AppSettings(
             doc="seconds between a process's reports to the operators' live view",
         ),
         Knob("TICKET_TTL", 30, "int", minimum=1, doc="seconds a socket ticket lives"),
+        # realtime/usercache.py: a JWT connect reads its user from the process's
+        # cache; a change made in another process is seen after this at most.
+        Knob(
+            "REALTIME_USER_CACHE_TTL",
+            30.0,
+            "float",
+            minimum=0,
+            doc="seconds a process keeps a token's user (the revocation bound); 0: off",
+        ),
+        Knob(
+            "REALTIME_CACHE_ENTRIES",
+            10000,
+            "int",
+            minimum=1,
+            doc="entries each per-process cache of users, sessions... keeps at most",
+        ),
         # realtime/redisconn.py: the event loop's one Redis pool per process.
         Knob(
             "REDIS_POOL_SIZE",

@@ -10,7 +10,7 @@ from channels.testing import WebsocketCommunicator
 from django.core.cache import cache
 from rest_framework_simplejwt.tokens import AccessToken
 
-from realtime import clock, presence
+from realtime import clock, localcache, presence
 from realtime.clock import ManualClock
 
 ORIGIN = (b"origin", b"http://localhost:8000")
@@ -24,8 +24,9 @@ def _fast_passwords(settings):
 
 @pytest.fixture(autouse=True)
 def _clean_state():
-    """Each test starts with an empty cache, presence store and channel layer."""
+    """Each test starts with empty caches, presence store and channel layer."""
     cache.clear()
+    localcache.clear_all()  # the per-process caches of rows a rollback removed
     presence.reset_store()
     channel_layers.backends.clear()
     yield
