@@ -28,6 +28,8 @@ import threading
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+from django.db import transaction
+
 from realtime import clock
 
 K = TypeVar("K", bound=Hashable)
@@ -93,17 +95,29 @@ class LocalCache(Generic[K, V]):
 
     def forget(self, key: K) -> None:
         """Drop ``key``; a fill that read its row before now is not kept."""
-        with self._lock:
-            self._generation += 1
-            self._entries.pop(key, None)
+        self._after_change(lambda: self._entries.pop(key, None))
 
     def forget_where(self, predicate: Callable[[K, V], bool]) -> None:
         """Drop every entry ``predicate(key, value)`` holds for (a parent deleted)."""
-        with self._lock:
-            self._generation += 1
+
+        def drop() -> None:
             for key, (_, value) in list(self._entries.items()):
                 if predicate(key, value):
                     del self._entries[key]
+
+        self._after_change(drop)
+
+    def _after_change(self, drop: Callable[[], object]) -> None:
+        self._locked(drop)
+        # Changed inside a transaction: until it commits, a read elsewhere (the
+        # database thread) still sees the old row and may keep it: forget again then.
+        if transaction.get_connection().in_atomic_block:
+            transaction.on_commit(lambda: self._locked(drop))
+
+    def _locked(self, drop: Callable[[], object]) -> None:
+        with self._lock:
+            self._generation += 1
+            drop()
 
     def clear(self) -> None:
         with self._lock:

@@ -22,6 +22,15 @@ sessions_settings = AppSettings(
             minimum=0.01,
             doc="seconds a socket waits for a missing seq before reading it",
         ),
+        # sessions_app/joincache.py: a join's session and participant rows, kept per
+        # process; a session closed by another process admits joins here this long.
+        Knob(
+            "SESSION_CACHE_TTL",
+            10.0,
+            "float",
+            minimum=0,
+            doc="seconds a process keeps a join's session and participant; 0: off",
+        ),
         Knob(
             "SESSION_HISTORY_PAGE_SIZE",
             100,

@@ -2,7 +2,8 @@
 the replay.
 
 Called by ``SessionConsumer.on_connect``; the database steps run in the database
-thread (``database_sync_to_async``), one trip each.
+thread (``database_sync_to_async``), one trip each. The session and participant
+rows come from the process's caches (``sessions_app.joincache``) when they hold them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from channels.db import database_sync_to_async
 from realtime.auth import AuthResult
 from realtime.consumers import CloseConnection
 from realtime.protocol import CloseCode, InvalidMessage
+from sessions_app.codes import code_normalise
 from sessions_app.frames import message_frame
+from sessions_app.joincache import cached, participants, sessions
 from sessions_app.models import Participant, Session
 from sessions_app.selectors import (
     REPLAY_BATCH,
@@ -35,7 +38,7 @@ def session_entry(*, code: str, auth: AuthResult) -> tuple[Session, Participant]
     Closes 4004 (unknown code), 4010 (closed), 4005 (not a participant: a guest's
     token for another session, or a participant that is gone).
     """
-    session = session_get(code=code)
+    session = _session(code)
     if session is None:
         raise CloseConnection(CloseCode.NOT_FOUND)
     if not session.is_open:
@@ -46,13 +49,37 @@ def session_entry(*, code: str, auth: AuthResult) -> tuple[Session, Participant]
             session.code
         ):
             raise CloseConnection(CloseCode.FORBIDDEN)
-        found = participant_get(session_id=session.pk, participant_id=claims.get("pid"))
+        found = _guest(session, claims.get("pid"))
         if found is None:
             raise CloseConnection(CloseCode.FORBIDDEN)
         return session, found
     if not auth.user.is_authenticated:  # pragma: no cover - auth_required
         raise CloseConnection(CloseCode.NO_CREDENTIAL)
-    return session, participant_for_user(session=session, user=auth.user)
+    user = auth.user
+    return session, cached(
+        participants,
+        ("user", session.pk, user.pk),
+        lambda: participant_for_user(session=session, user=user),
+    )
+
+
+def _session(code: str) -> Session | None:
+    normalised = code_normalise(code)
+    if normalised is None:
+        return None
+    return cached(
+        sessions, (normalised, Session.Kind.LIVE), lambda: session_get(code=normalised)
+    )
+
+
+def _guest(session: Session, pid: object) -> Participant | None:
+    if not isinstance(pid, int) or isinstance(pid, bool):
+        return None
+    return cached(
+        participants,
+        ("pid", session.pk, pid),
+        lambda: participant_get(session_id=session.pk, participant_id=pid),
+    )
 
 
 def since_from_query(query_string: bytes) -> tuple[int | None, InvalidMessage | None]:

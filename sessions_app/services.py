@@ -19,6 +19,7 @@ from realtime.errors import Invalid, NotFound, PermissionDenied
 from realtime.tokens import scoped_token_issue
 from sessions_app.codes import code_generate
 from sessions_app.conf import sessions_settings
+from sessions_app.joincache import forget_participant, forget_session
 from sessions_app.message_sql import message_insert, message_sql
 from sessions_app.models import (
     MAX_CONTENT,
@@ -158,6 +159,7 @@ def session_close(*, session_id: int, by: Participant | None = None) -> Session 
     closed = Session.objects.filter(pk=session_id, status=Session.Status.OPEN).update(
         status=Session.Status.CLOSED, closed_at=timezone.now()
     )
+    forget_session(session_id)  # joins in this process see it closed at once
     return Session.objects.get(pk=session_id) if closed else None
 
 
@@ -165,6 +167,7 @@ def session_reopen(*, session_id: int) -> bool:
     reopened = Session.objects.filter(
         pk=session_id, status=Session.Status.CLOSED
     ).update(status=Session.Status.OPEN, closed_at=None)
+    forget_session(session_id)
     return bool(reopened)
 
 
@@ -216,6 +219,7 @@ def participant_rename(*, participant: Participant, nickname: str) -> Participan
     updated = Participant.objects.filter(pk=participant.pk).update(
         nickname=participant.nickname
     )
+    forget_participant(participant.pk)
     if not updated:
         raise ParticipantGone()
     return participant
