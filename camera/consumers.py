@@ -86,7 +86,7 @@ class ViewerConsumer(EnvelopeConsumer):
         self.group = stream_group(stream.slug)
         await self.send_frame("stream.info", stream.info_payload())
         await self.join_group(self.group)
-        self.enter_room(self.group)
+        await self.enter_room(self.group)
 
     async def on_disconnect(self, code: int | None) -> None:
         timer = getattr(self, "ack_timer", None)

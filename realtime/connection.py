@@ -21,8 +21,9 @@ from realtime import clock, conf, metrics, recent
 from realtime.auth import validate_refresh_token
 from realtime.broadcast import group_join, group_leave
 from realtime.callbacks import CallbackRegistry, CallbackTimeout
+from realtime.errors import Unavailable
 from realtime.heartbeat import Heartbeat, heartbeat_settings
-from realtime.presence import ALL, presence_leave, presence_set
+from realtime.presence import ALL, apresence_leave, apresence_set
 from realtime.protocol import (
     ClientEnvelope,
     CloseCode,
@@ -169,25 +170,50 @@ class CommonMessages:
         user_id = getattr(self.user, "pk", None)
         return {"endpoint": self.endpoint, "user_id": user_id, "rooms": []}
 
-    def enter_room(self: Any, room: str, info: dict[str, Any] | None = None) -> None:
+    async def enter_room(
+        self: Any, room: str, info: dict[str, Any] | None = None
+    ) -> None:
         """Count this connection as present in ``room`` (presence only, no group).
 
         Entering again with new ``info`` updates it (a nickname change); without, it is
-        a no-op.
+        a no-op. The room and ``ALL`` are written in one round trip; Redis not
+        answering raises ``Unavailable`` and leaves the socket as it was, so the
+        client's retry writes again.
         """
         if room in self.presence and info is None:
             return
+        before = self.presence.get(room)
         self.presence[room] = info or self.presence_info()
+        self._list_rooms()
+        try:
+            await apresence_set(
+                conn_id=self.conn_id,
+                entries={room: self.presence[room], ALL: self.presence[ALL]},
+            )
+        except Unavailable:
+            if before is None:
+                self.presence.pop(room, None)
+            else:
+                self.presence[room] = before
+            self._list_rooms()
+            raise
+
+    def _list_rooms(self: Any) -> None:
         self.presence[ALL]["rooms"] = [name for name in self.presence if name != ALL]
-        presence_set(
-            conn_id=self.conn_id,
-            entries={room: self.presence[room], ALL: self.presence[ALL]},
-        )
 
     async def refresh_membership(self: Any) -> None:
-        """On each answered heartbeat: presence entries live on, and group
-        membership is renewed before channels-redis forgets it (after a day)."""
-        presence_set(conn_id=self.conn_id, entries=self.presence)
+        """On each answered heartbeat: presence entries live on (all of them in one
+        round trip), and group membership is renewed before channels-redis forgets
+        it (after a day). Redis not answering is logged; the next beat tries again
+        (entries outlive a missed beat: ``PRESENCE_TTL`` spans several)."""
+        try:
+            await apresence_set(conn_id=self.conn_id, entries=self.presence)
+        except Unavailable:
+            logger.warning(
+                "presence refresh failed conn=%s",
+                self.conn_id,
+                extra=self.log_context(),
+            )
         now = clock.monotonic()
         if now - self._groups_refreshed > float(conf.get("REALTIME_GROUP_REFRESH")):
             self._groups_refreshed = now
@@ -221,7 +247,9 @@ class CommonMessages:
         """The socket is gone: out of presence and every group it joined. Each step
         survives the others' failures (Redis down: the TTL removes the entries)."""
         try:
-            presence_leave(conn_id=self.conn_id, rooms=list(self.presence))
+            await apresence_leave(conn_id=self.conn_id, rooms=list(self.presence))
+        except Unavailable:  # Redis away: the entries expire with their TTL
+            logger.warning("presence leave failed conn=%s", self.conn_id)
         except Exception:
             logger.exception("presence leave failed conn=%s", self.conn_id)
         for group in list(self.groups_joined):

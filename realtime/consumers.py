@@ -31,6 +31,7 @@ from realtime.auth import MISSING as MISSING_AUTH
 from realtime.broadcast import CLOSE_EVENT
 from realtime.connection import CommonMessages, admission_refusal, connections
 from realtime.direct import socket_writer
+from realtime.errors import Unavailable
 from realtime.handling import (
     CloseConnection,
     code_name,
@@ -41,7 +42,7 @@ from realtime.handling import (
 from realtime.hub import fanout_mode
 from realtime.inbound import Inbound, build_routes
 from realtime.outbox import Outbox
-from realtime.presence import ALL, presence_set
+from realtime.presence import ALL, apresence_set
 from realtime.protocol import (
     VIOLATION_CODES,
     CloseCode,
@@ -201,11 +202,18 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
         self.started = True
         self._groups_refreshed = clock.monotonic()
         self.presence[ALL] = self.presence_info()
-        presence_set(conn_id=self.conn_id, entries=self.presence)
         try:
+            await apresence_set(conn_id=self.conn_id, entries=self.presence)
             await self.on_connect()
         except CloseConnection as exc:
             await self.close_with(exc.code)
+        except Unavailable:
+            # Redis (or the database) cannot answer now: a code the client retries
+            # with backoff, not a socket dropped without one (docs/protocol.md §2).
+            logger.warning(
+                "connect unavailable conn=%s", self.conn_id, extra=self.log_context()
+            )
+            await self.close_with(CloseCode.INTERNAL)
         except Exception:
             logger.exception(
                 "on_connect failed conn=%s", self.conn_id, extra=self.log_context()

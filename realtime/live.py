@@ -105,14 +105,17 @@ def report_ttl() -> float:
     return TTL_INTERVALS * float(conf.get("LIVE_REPORT_INTERVAL"))
 
 
-def report_now() -> None:
-    """Write this process's report to the shared store (a fresh TTL)."""
-    get_store().set(PROCESSES, process_id(), process_report(), report_ttl())
-
-
 def report_remove() -> None:
     """Leave the view at once (a process that is exiting)."""
     get_store().remove(PROCESSES, process_id())
+
+
+async def areport_now() -> None:
+    """Write this process's report to the shared store (a fresh TTL), from the
+    event loop (Redis through its asyncio client)."""
+    await get_store().aset_many(
+        process_id(), {PROCESSES: process_report()}, report_ttl()
+    )
 
 
 async def report_forever() -> None:
@@ -123,7 +126,7 @@ async def report_forever() -> None:
     """
     while True:
         try:
-            report_now()
+            await areport_now()
         except Exception:  # Redis down: the next report tries again
             logger.exception("live report failed")
         await asyncio.sleep(float(conf.get("LIVE_REPORT_INTERVAL")))

@@ -6,6 +6,14 @@ per process too; these calls never yield, so they are atomic). Each
 entry holds its own expiry, refreshed by the connection's heartbeat: a server that
 dies without cleaning up loses its connections' presence after ``PRESENCE_TTL``.
 The room ``ALL`` holds every connection, for ``/api/realtime/stats/``.
+
+Two doors to the same entries. Code on the event loop uses the ``a``-prefixed
+functions (``apresence_set``, ``apresence_leave``, ``aroom_members``): on Redis they
+go through the asyncio client (``realtime.cacheredis``), one pipeline per call
+however many rooms, and a Redis that cannot answer raises ``Unavailable``. Sync
+callers (DRF views in their threads, the admin, ``presence_stats``) keep the plain
+functions and the cache's blocking client. The local store's async methods call its
+sync ones and never yield.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
+from realtime.cacheredis import cache_redis_url, loop_client, unavailable_when_down
 from realtime.clock import now as wall_clock
 from realtime.conf import realtime_settings
 
@@ -76,6 +85,23 @@ class LocalPresence:
         # (dict.copy holds the GIL throughout).
         return self.rooms.get(room, {}).copy()
 
+    # The event loop's door: the same calls, nothing awaited (atomic on this loop).
+    async def aset_many(
+        self, conn_id: str, entries: dict[str, dict], ttl: float
+    ) -> None:
+        for room, info in entries.items():
+            self.set(room, conn_id, info, ttl)
+
+    async def aremove_many(self, conn_id: str, rooms: list[str]) -> None:
+        for room in rooms:
+            self.remove(room, conn_id)
+
+    async def amembers(self, room: str) -> dict[str, dict]:
+        return self.members(room)
+
+    async def aoccupied(self, rooms: list[str]) -> set[str]:
+        return {room for room in rooms if self.members(room)}
+
     def _sweep(self, room: str, now: float) -> None:
         # Copies for the same reason; the room itself stays (the loop may be
         # entering it right now), ``remove`` drops it when its last entry leaves.
@@ -90,21 +116,49 @@ class LocalPresence:
 
 
 class RedisPresence:
-    """Presence in Redis hashes: ``HSET room conn_id {expires, info}``."""
+    """Presence in Redis hashes: ``{prefix}presence:{room}``, conn id → JSON
+    ``[expires, info]``.
 
-    def __init__(self, client: Any, prefix: str, clock: Clock = wall_clock) -> None:
+    ``client`` is the cache's blocking client (sync callers); ``aclient`` returns the
+    running loop's asyncio client of the same Redis (``url``), for the ``a`` methods.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        prefix: str,
+        clock: Clock = wall_clock,
+        *,
+        url: str = "",
+        aclient: Callable[[], Any] | None = None,
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self.clock = clock
+        self.aclient = aclient or (lambda: loop_client(url))
 
     def _key(self, room: str) -> str:
         return f"{self.prefix}presence:{room}"
 
+    def _value(self, info: dict, ttl: float) -> str:
+        return json.dumps([self.clock() + ttl, info], separators=(",", ":"))
+
+    def _live(self, raw: dict) -> tuple[dict[str, dict], list[Any]]:
+        """``HGETALL``'s answer split into live entries and expired fields."""
+        now = self.clock()
+        live, dead = {}, []
+        for cid, value in raw.items():
+            expires, info = json.loads(value)
+            if expires > now:
+                live[cid.decode() if isinstance(cid, bytes) else cid] = info
+            else:
+                dead.append(cid)
+        return live, dead
+
     def set(self, room: str, conn_id: str, info: dict, ttl: float) -> None:
         key = self._key(room)
-        value = json.dumps([self.clock() + ttl, info], separators=(",", ":"))
         pipe = self.client.pipeline()
-        pipe.hset(key, conn_id, value)
+        pipe.hset(key, conn_id, self._value(info, ttl))
         pipe.expire(key, int(ttl) + 1)
         pipe.execute()
 
@@ -113,18 +167,58 @@ class RedisPresence:
 
     def members(self, room: str) -> dict[str, dict]:
         key = self._key(room)
-        now = self.clock()
-        live, dead = {}, []
-        for cid, raw in self.client.hgetall(key).items():
-            expires, info = json.loads(raw)
-            cid = cid.decode() if isinstance(cid, bytes) else cid
-            if expires > now:
-                live[cid] = info
-            else:
-                dead.append(cid)
+        live, dead = self._live(self.client.hgetall(key))
         if dead:
             self.client.hdel(key, *dead)
         return live
+
+    # The event loop's door: one round trip per call, failures as ``Unavailable``.
+    async def aset_many(
+        self, conn_id: str, entries: dict[str, dict], ttl: float
+    ) -> None:
+        """Write ``{room: info}`` for ``conn_id`` in one pipeline (a heartbeat's
+        refresh of every room is one round trip)."""
+        if not entries:
+            return
+        expire = int(ttl) + 1
+        pipe = self.aclient().pipeline(transaction=False)
+        for room, info in entries.items():
+            key = self._key(room)
+            pipe.hset(key, conn_id, self._value(info, ttl))
+            pipe.expire(key, expire)
+        with unavailable_when_down("presence write"):
+            await pipe.execute()
+
+    async def aremove_many(self, conn_id: str, rooms: list[str]) -> None:
+        if not rooms:
+            return
+        pipe = self.aclient().pipeline(transaction=False)
+        for room in rooms:
+            pipe.hdel(self._key(room), conn_id)
+        with unavailable_when_down("presence leave"):
+            await pipe.execute()
+
+    async def amembers(self, room: str) -> dict[str, dict]:
+        key = self._key(room)
+        client = self.aclient()
+        with unavailable_when_down("presence read"):
+            live, dead = self._live(await client.hgetall(key))
+            if dead:
+                await client.hdel(key, *dead)
+        return live
+
+    async def aoccupied(self, rooms: list[str]) -> set[str]:
+        """Which of ``rooms`` hold a live entry: one pipeline for all of them
+        (expired entries are left for ``members`` to prune)."""
+        if not rooms:
+            return set()
+        pipe = self.aclient().pipeline(transaction=False)
+        for room in rooms:
+            pipe.hgetall(self._key(room))
+        with unavailable_when_down("presence read"):
+            answers = await pipe.execute()
+        pairs = zip(rooms, answers, strict=True)
+        return {room for room, raw in pairs if self._live(raw)[0]}
 
 
 _store: LocalPresence | RedisPresence | None = None
@@ -134,10 +228,11 @@ def get_store() -> LocalPresence | RedisPresence:
     """The process's presence store, matching the configured cache."""
     global _store
     if _store is None:
-        backend = getattr(cache, "_cache", None)
-        if backend is not None and hasattr(backend, "get_client"):  # RedisCache
+        url = cache_redis_url(cache)
+        if url is not None:  # RedisCache
             prefix = f"{settings.CACHES['default'].get('KEY_PREFIX', '')}:"
-            _store = RedisPresence(backend.get_client(write=True), prefix)
+            client = cache._cache.get_client(write=True)
+            _store = RedisPresence(client, prefix, url=url)
         else:
             _store = LocalPresence()
     return _store
@@ -171,6 +266,26 @@ def presence_leave(*, conn_id: str, rooms: list[str]) -> None:
 def room_members(room: str) -> dict[str, dict]:
     """Live connections in ``room``: ``{conn_id: info}``."""
     return get_store().members(room)
+
+
+async def apresence_set(*, conn_id: str, entries: dict[str, dict]) -> None:
+    """``presence_set`` on the event loop: one round trip for every room."""
+    await get_store().aset_many(conn_id, entries, presence_ttl())
+
+
+async def apresence_leave(*, conn_id: str, rooms: list[str]) -> None:
+    """``presence_leave`` on the event loop."""
+    await get_store().aremove_many(conn_id, rooms)
+
+
+async def aroom_members(room: str) -> dict[str, dict]:
+    """``room_members`` on the event loop."""
+    return await get_store().amembers(room)
+
+
+async def aoccupied_rooms(rooms: list[str]) -> set[str]:
+    """Which of ``rooms`` someone is in, on the event loop (one round trip)."""
+    return await get_store().aoccupied(rooms)
 
 
 def presence_stats() -> dict[str, Any]:

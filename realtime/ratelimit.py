@@ -7,6 +7,10 @@ toolkit's clock, so ``realtime.clock.installed`` moves them in tests.
 
 ``CacheRateLimiter`` counts in Django's cache (local memory alone, Redis when scaled
 out), so every connection of a user on every server process draws from one budget.
+On the event loop it is ``atake``/``apeek``: on Redis one pipelined round trip through
+the asyncio client (``realtime.cacheredis``), on the same keys as the sync calls of
+DRF's views, so both doors draw from one budget; a Redis that cannot answer raises
+``Unavailable`` (retryable).
 ``LocalRateLimiter`` is for per-connection throttles (pings, typing) where sharing
 would only cost a round trip.
 """
@@ -16,12 +20,14 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from django.core.cache import BaseCache
 from django.core.cache import cache as default_cache
 
 from realtime import clock
+from realtime.cacheredis import cache_redis_url, loop_client, unavailable_when_down
 
 Timer = Callable[[], float]
 
@@ -84,7 +90,9 @@ class CacheRateLimiter:
     def peek(self, key: str = "") -> RateDecision:
         """``key``'s budget without counting a hit."""
         cache_key, left = self._window(key)
-        used = self.cache.get(cache_key, 0)
+        return self._decision(self.cache.get(cache_key, 0), left)
+
+    def _decision(self, used: int, left: float) -> RateDecision:
         allowed = used < self.limit
         return RateDecision(
             allowed=allowed,
@@ -92,6 +100,52 @@ class CacheRateLimiter:
             remaining=max(0, self.limit - used),
             retry_after=0.0 if allowed else round(left, 3),
         )
+
+    # The event loop's door. Django's Redis cache stores an int as itself, so the
+    # sync side's ``add``/``incr``/``get`` and these read and count the same number.
+    def _redis(self) -> Any:
+        url = cache_redis_url(self.cache)
+        return None if url is None else loop_client(url)
+
+    async def ahit(self, key: str = "") -> RateDecision:
+        """Count one hit for ``key`` on the event loop: whether it was allowed and
+        the budget left after it. On Redis, ``INCR`` and ``EXPIRE`` in one pipeline."""
+        redis = self._redis()
+        if redis is None:  # local memory: no I/O to wait for
+            retry_after = self.take(key)
+            after = self.peek(key)
+            return replace(
+                after, allowed=retry_after is None, retry_after=retry_after or 0.0
+            )
+        cache_key, left = self._window(key)
+        name = self.cache.make_key(cache_key)
+        pipe = redis.pipeline(transaction=False)
+        pipe.incr(name)
+        pipe.expire(name, max(1, math.ceil(left) + 1))
+        with unavailable_when_down(f"rate limit {self.name}"):
+            used, _ = await pipe.execute()
+        allowed = used <= self.limit
+        return RateDecision(
+            allowed=allowed,
+            limit=self.limit,
+            remaining=max(0, self.limit - used),
+            retry_after=0.0 if allowed else round(left, 3),
+        )
+
+    async def atake(self, key: str = "") -> float | None:
+        """``take`` on the event loop."""
+        decision = await self.ahit(key)
+        return None if decision.allowed else decision.retry_after
+
+    async def apeek(self, key: str = "") -> RateDecision:
+        """``peek`` on the event loop."""
+        redis = self._redis()
+        if redis is None:
+            return self.peek(key)
+        cache_key, left = self._window(key)
+        with unavailable_when_down(f"rate limit {self.name}"):
+            used = await redis.get(self.cache.make_key(cache_key))
+        return self._decision(int(used or 0), left)
 
 
 class LocalRateLimiter:

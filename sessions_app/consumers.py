@@ -46,10 +46,10 @@ from sessions_app.payloads import (
     Typing,
 )
 from sessions_app.selectors import (
+    asession_online_by_id,
+    asession_online_ids,
     session_backlog,
     session_messages,
-    session_online_by_id,
-    session_online_ids,
     welcome_online,
 )
 from sessions_app.services import (
@@ -103,12 +103,14 @@ class SessionConsumer(EnvelopeConsumer):
             await self.join_group(session_hosts_group(session.pk))
         # Enter, then read who is here (once per join), on the event loop that owns
         # presence (no rows are read). Entering first: of two sockets entering at
-        # once, on two processes, the later reader lists the other. Nothing awaits
-        # in between: for the other sockets of this process it is one step.
+        # once, on two processes, the later reader lists the other. On the local
+        # store nothing yields in between: for the other sockets of this process
+        # it is one step (on Redis processes interleave anyway: notices never
+        # cancel there).
         you = participant_payload(participant)
-        self.enter_room(group, you)
+        await self.enter_room(group, you)
         self.present = True
-        online = session_online_by_id(session_id=session.pk, but=self.conn_id)
+        online = await asession_online_by_id(session_id=session.pk, but=self.conn_id)
         first_tab = participant.pk not in online  # no other tab of ours is here
         online[participant.pk] = you  # the newest tab's names win
         marks = coalescer().welcome_read()  # see notices.net_changes
@@ -164,7 +166,7 @@ class SessionConsumer(EnvelopeConsumer):
         # Presence was already left: a participant with no other tab has now gone.
         # Told even if this tab never got to announce the join (its connect failed):
         # the welcomes read meanwhile listed it.
-        online = session_online_ids(session_id=self.session_id)
+        online = await asession_online_ids(session_id=self.session_id)
         if online and participant.pk not in online:
             await self._tell_others(
                 LEFT, participant, self.left_mark, self.left_mark, len(online)
@@ -302,7 +304,7 @@ class SessionConsumer(EnvelopeConsumer):
         except ParticipantGone:
             raise CloseConnection(CloseCode.FORBIDDEN) from None
         group = session_group(self.session_id)
-        self.enter_room(group, participant_payload(participant))
+        await self.enter_room(group, participant_payload(participant))
         text = encode_frame("participant.updated", participant_payload(participant))
         await broadcast(group, text)
 

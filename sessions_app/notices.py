@@ -37,6 +37,7 @@ if it had one (``after``): "no welcome in between" is ``last.before == first.aft
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -49,7 +50,7 @@ from realtime.groups import session_group
 from realtime.looplocal import per_loop
 from realtime.protocol import encode_frame
 from sessions_app.conf import sessions_settings
-from sessions_app.selectors import session_online_by_id
+from sessions_app.selectors import asession_online_by_id
 
 logger = logging.getLogger("sessions_app.notices")
 
@@ -165,12 +166,13 @@ class NoticeCoalescer:
         *,
         may_cancel: bool = True,
         send: Send = _broadcast,
-        online: Callable[[int], Collection[int]] | None = None,
+        online: Callable[[int], Collection[int] | Awaitable[Collection[int]]]
+        | None = None,
     ) -> None:
         self.may_cancel = may_cancel
         self.send = send
         # Who is here now, by participant id (a mapping to their names refreshes them).
-        self.online = online or (lambda sid: session_online_by_id(session_id=sid))
+        self.online = online or (lambda sid: asession_online_by_id(session_id=sid))
         self.rooms: dict[int, _Room] = {}
         self.welcomes = 0  # welcome reads so far, in every room
         self.flushing: set[asyncio.Task] = set()
@@ -236,6 +238,8 @@ class NoticeCoalescer:
             count = None
             if changes:
                 online = self.online(session_id)
+                if inspect.isawaitable(online):  # presence read on the loop
+                    online = await online
                 changes = freshened(still_true(changes, online), online)
                 count = len(online)
             frame = changes_frame(changes, count)

@@ -10,7 +10,7 @@ from django.db import connection
 from django.db.models import Model, QuerySet
 
 from realtime.groups import session_group
-from realtime.presence import room_members
+from realtime.presence import aroom_members, room_members
 from sessions_app.codes import code_normalise
 from sessions_app.models import Message, Participant, Session
 from sessions_app.sql import column, table
@@ -152,15 +152,21 @@ def session_connections(*, session_id: int) -> dict[str, dict]:
     return room_members(session_group(session_id))
 
 
+async def asession_connections(*, session_id: int) -> dict[str, dict]:
+    """``session_connections`` on the event loop (Redis through its asyncio client)."""
+    return await aroom_members(session_group(session_id))
+
+
 def _participant_ids(connections: dict[str, dict]) -> set[int]:
     ids = {info.get("participant_id") for info in connections.values()}
     ids.discard(None)
     return ids
 
 
-def session_online_ids(*, session_id: int) -> set[int]:
-    """The ids of the participants with at least one live connection in the room."""
-    return _participant_ids(session_connections(session_id=session_id))
+async def asession_online_ids(*, session_id: int) -> set[int]:
+    """The ids of the participants with at least one live connection in the room
+    (on the event loop)."""
+    return _participant_ids(await asession_connections(session_id=session_id))
 
 
 def session_online_by_id(
@@ -185,6 +191,14 @@ def session_online_by_id(
         if participant_id is not None and conn_id != but:
             online[participant_id] = info
     return online
+
+
+async def asession_online_by_id(
+    *, session_id: int, but: str | None = None
+) -> dict[int, dict[str, Any]]:
+    """``session_online_by_id`` on the event loop."""
+    connections = await asession_connections(session_id=session_id)
+    return session_online_by_id(session_id=session_id, connections=connections, but=but)
 
 
 def welcome_online(

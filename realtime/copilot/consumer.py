@@ -98,7 +98,7 @@ class CopilotConsumer(EnvelopeConsumer):
         if copilot_settings.SINGLE_SESSION_PER_USER:
             await close_group(group, CloseCode.REPLACED, exclude=self.channel_name)
         limiter = limits.query_limiter()
-        budget = limiter.peek(self._rate_key())
+        budget = await limiter.apeek(self._rate_key())
         await self.send_frame(
             "connected",
             {
@@ -126,11 +126,11 @@ class CopilotConsumer(EnvelopeConsumer):
                 retry_after=1.0,
             )
         limiter, key = limits.query_limiter(), self._rate_key()
-        retry_after = limiter.take(key)
-        if retry_after is not None:
+        budget = await limiter.ahit(key)
+        if not budget.allowed:
             raise RateLimited(
                 f"over {limiter.limit} queries per {limiter.window:g} s",
-                retry_after=retry_after,
+                retry_after=budget.retry_after,
             )
         query = Query(
             query_id=new_query_id(),
@@ -149,7 +149,7 @@ class CopilotConsumer(EnvelopeConsumer):
         await self.reply(
             envelope,
             "query.accepted",
-            {"query_id": query.query_id, "remaining": limiter.peek(key).remaining},
+            {"query_id": query.query_id, "remaining": budget.remaining},
         )
         run.start()
 

@@ -13,7 +13,8 @@ from realtime.ratelimit import CacheRateLimiter
 
 
 def query_limiter() -> CacheRateLimiter:
-    """The limiter on the current settings: ``take(key)`` once per query."""
+    """The limiter on the current settings: ``ahit(key)`` once per query (on the
+    event loop: Redis through the asyncio client)."""
     return CacheRateLimiter(
         name="copilot",
         limit=copilot_settings.COPILOT_RATE_LIMIT,

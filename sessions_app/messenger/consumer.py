@@ -90,12 +90,12 @@ class MessengerConsumer(InboxEvents, EnvelopeConsumer):
         await self.join_group(self.inbox)
         # Enter first, then look: of two first devices on at once, the later looker
         # sees the other; at worst both announce, and watchers take it once.
-        self.enter_room(self.inbox)
-        first_device = set(presence.room_members(self.inbox)) <= {self.conn_id}
+        await self.enter_room(self.inbox)
+        first_device = set(await presence.aroom_members(self.inbox)) <= {self.conn_id}
         self.contacts = await db(presence_contacts)(
             user_id=user_id, max_group=knob("MESSENGER_PRESENCE_MAX_GROUP")
         )
-        self.online_contacts = {c for c in self.contacts if presence.is_online(c)}
+        self.online_contacts = await presence.online_among(self.contacts)
         self.states = await db(member_states)(user_id=user_id)
         for conversation_id in self.states:
             await self.join_group(activity_group(conversation_id))
@@ -114,7 +114,7 @@ class MessengerConsumer(InboxEvents, EnvelopeConsumer):
             return  # closed before it was connected
         presence.sweeper().discard(self)
         # Presence was already left: no entry of this user means the last device.
-        if self.contacts and not presence.is_online(self.user.pk):
+        if self.contacts and not await presence.ais_online(self.user.pk):
             await presence.announce(
                 user_id=self.user.pk, online=False, contacts=self.contacts
             )
@@ -196,7 +196,7 @@ class MessengerConsumer(InboxEvents, EnvelopeConsumer):
         # Stored with the sends that queued meanwhile, in one transaction, and pushed
         # from the event loop: the database thread, shared by every socket, was the
         # bound (docs/performance.md, W5).
-        message, created = await send_queue().send(
+        message, created = await send_queue().submit(
             conversation_id=payload.conversation_id,
             user=self.user,
             content=payload.content,

@@ -70,7 +70,7 @@ class InboxEvents:
         for user_id in event.get("member_ids", ()):  # new contacts: are they on?
             if user_id != self.user.pk and user_id not in self.contacts:
                 self.contacts.add(user_id)
-                if presence.is_online(user_id):
+                if await presence.ais_online(user_id):
                     text = encode_frame(presence.USER_ONLINE, {"user_id": user_id})
                     await self.contact_changed(user_id, True, text)
 

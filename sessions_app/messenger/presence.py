@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from realtime import clock
 from realtime.broadcast import publish_event
 from realtime.looplocal import per_loop
-from realtime.presence import presence_ttl, room_members
+from realtime.presence import aoccupied_rooms, aroom_members, presence_ttl, room_members
 from realtime.protocol import encode_frame, utc_timestamp
 from sessions_app.messenger.conf import knob
 from sessions_app.messenger.groups import inbox_group
@@ -46,6 +47,17 @@ class Watcher(Protocol):
 
 def is_online(user_id: int) -> bool:
     return bool(room_members(inbox_group(user_id)))
+
+
+async def ais_online(user_id: int) -> bool:
+    """``is_online`` on the event loop."""
+    return bool(await aroom_members(inbox_group(user_id)))
+
+
+async def online_among(user_ids: Iterable[int]) -> set[int]:
+    """Which of ``user_ids`` are online, on the event loop (one round trip)."""
+    rooms = {inbox_group(user_id): user_id for user_id in user_ids}
+    return {rooms[room] for room in await aoccupied_rooms(list(rooms))}
 
 
 def offline_frame(user_id: int, last_seen: float) -> str:
@@ -101,8 +113,9 @@ class Sweeper:
                     watched.setdefault(user_id, []).append(socket)
             # Its entries expired: last seen at most one TTL before now.
             last_seen = clock.now() - presence_ttl()
+            online = await online_among(watched)
             for user_id, sockets in watched.items():
-                if is_online(user_id):
+                if user_id in online:
                     continue
                 text = offline_frame(user_id, last_seen)
                 for socket in sockets:

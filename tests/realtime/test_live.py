@@ -7,7 +7,7 @@ import json
 from io import StringIO
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.core.management import call_command
 
 from camera.models import Stream
@@ -87,7 +87,7 @@ def test_reports_of_other_processes_are_read_from_the_store(settings):
         },
         15,
     )
-    live.report_now()  # this process, no sockets
+    async_to_sync(live.areport_now)()  # this process, no sockets, from a loop
     snapshot = live.live_snapshot()
     assert snapshot["total"] == 3
     assert snapshot["by_endpoint"] == {"messenger": 1, "sessions": 2}
@@ -155,12 +155,12 @@ async def test_the_reporter_reports_until_cancelled(settings, monkeypatch):
     settings.LIVE_REPORT_INTERVAL = 0.1
     calls: list[int] = []
 
-    def report() -> None:
+    async def report() -> None:
         calls.append(1)
         if len(calls) == 1:
             raise ConnectionError("redis blip")  # logged, tried again
 
-    monkeypatch.setattr(live, "report_now", report)
+    monkeypatch.setattr(live, "areport_now", report)
     task = asyncio.ensure_future(live.report_forever())
     await asyncio.sleep(0.25)
     task.cancel()

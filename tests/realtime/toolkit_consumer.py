@@ -53,8 +53,8 @@ class ToolkitConsumer(EnvelopeConsumer):
             return
         self.room = session_group("toolkit")
         await self.join_group(self.room)
-        self.enter_room(self.room, {"nickname": query.get("nick", ["anon"])[0]})
-        self.enter_room(self.room)  # idempotent
+        await self.enter_room(self.room, {"nickname": query.get("nick", ["anon"])[0]})
+        await self.enter_room(self.room)  # idempotent
         if "slow" in query:  # a greeting that takes a while (a replay, say)
             await asyncio.sleep(float(query["slow"][0]))
         await self.send_frame("hello", {"conn": self.conn_id})
