@@ -8,9 +8,10 @@ import json
 import pytest
 from django.db import transaction
 
+from realtime.batching import BatchQueue
 from sessions_app.messenger import messaging, notify, sending
 from sessions_app.messenger.models import ConversationMessage
-from sessions_app.messenger.sending import SendQueue
+from sessions_app.messenger.sending import new_send_queue
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(30)]
 
@@ -100,15 +101,15 @@ async def test_sends_that_queue_meanwhile_share_one_batch(
         return real(sends=sends)
 
     monkeypatch.setattr(sending, "messages_send", spy)
-    queue = SendQueue()
+    queue = new_send_queue()
     first = asyncio.ensure_future(
-        queue.send(conversation_id=group.pk, user=alice, content="one")
+        queue.submit(conversation_id=group.pk, user=alice, content="one")
     )
     await asyncio.sleep(0)  # the first batch is on its way: the rest wait for it
     rest = [
-        queue.send(conversation_id=group.pk, user=bob, content="two"),
-        queue.send(conversation_id=group.pk, user=carol, content="stranger"),
-        queue.send(conversation_id=group.pk, user=alice, content="three"),
+        queue.submit(conversation_id=group.pk, user=bob, content="two"),
+        queue.submit(conversation_id=group.pk, user=carol, content="stranger"),
+        queue.submit(conversation_id=group.pk, user=alice, content="three"),
     ]
     results = await asyncio.gather(first, *rest, return_exceptions=True)
     assert batches == [1, 3]
@@ -126,24 +127,24 @@ async def test_a_batch_that_fails_fails_each_send_and_the_queue_goes_on(
         raise RuntimeError("database thread gone")
 
     monkeypatch.setattr(sending, "messages_send", broken)
-    queue = SendQueue()
+    queue = new_send_queue()
     with pytest.raises(RuntimeError):
-        await queue.send(conversation_id=group.pk, user=alice, content="x")
+        await queue.submit(conversation_id=group.pk, user=alice, content="x")
     monkeypatch.setattr(sending, "messages_send", messaging.messages_send)
-    message, created = await queue.send(
+    message, created = await queue.submit(
         conversation_id=group.pk, user=alice, content="y"
     )
     assert created and message.seq == 1
 
 
 async def test_a_sender_gone_meanwhile_is_skipped(group, alice, bob, heard):
-    queue = SendQueue()
+    queue = new_send_queue()
     first = asyncio.ensure_future(
-        queue.send(conversation_id=group.pk, user=alice, content="one")
+        queue.submit(conversation_id=group.pk, user=alice, content="one")
     )
     await asyncio.sleep(0)
     gone = asyncio.ensure_future(
-        queue.send(conversation_id=group.pk, user=bob, content="two")
+        queue.submit(conversation_id=group.pk, user=bob, content="two")
     )
     await asyncio.sleep(0)
     gone.cancel()  # its socket closed while the first batch was stored
@@ -162,9 +163,9 @@ async def test_cancelling_the_queue_cancels_its_batch(group, alice, monkeypatch)
         await asyncio.sleep(60)
 
     monkeypatch.setattr(notify, "deferred", stuck)
-    queue = SendQueue()
+    queue = new_send_queue()
     waiter = asyncio.ensure_future(
-        queue.send(conversation_id=group.pk, user=alice, content="x")
+        queue.submit(conversation_id=group.pk, user=alice, content="x")
     )
     await started.wait()
     queue.task.cancel()
@@ -178,4 +179,4 @@ def test_one_queue_per_event_loop():
         return sending.send_queue()
 
     first, second = asyncio.run(get()), asyncio.run(get())
-    assert isinstance(first, SendQueue) and first is not second
+    assert isinstance(first, BatchQueue) and first is not second

@@ -1,0 +1,72 @@
+"""Group commit: writes that arrive while the previous batch is being stored go
+together, in one transaction and one commit.
+
+A commit costs more than the write it ends (SQLite syncs its journal and flushes a
+search index; PostgreSQL waits for its WAL flush), and an endpoint's writes all go
+through the one database thread. ``BatchQueue`` sends a write alone when nothing is
+in flight, as without it; under load the batch grows by itself, up to
+``max_batch`` (which bounds how long one transaction holds the write lock). Each
+caller gets its own result or its own error.
+
+The endpoint gives the queue ``run``: a coroutine storing a list of writes (each a
+caller's keyword arguments) and returning one result per write, in order, a refused
+write's error in its place. ``run`` also sends what the batch pushes, in order,
+before any caller goes on: seqs leave in the order they were assigned, and a
+sender hears its own message first, as when it was stored alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+Run = Callable[[list[dict[str, Any]]], Awaitable[list[Any]]]
+
+
+class BatchQueue:
+    """One event loop's queue of one kind of write (made ``per_loop``)."""
+
+    def __init__(self, run: Run, *, max_batch: int = 100) -> None:
+        self.run = run
+        self.max_batch = max_batch
+        self.waiting: list[tuple[dict[str, Any], asyncio.Future]] = []
+        self.task: asyncio.Task | None = None
+
+    async def submit(self, **kwargs: Any) -> Any:
+        """Store one write in the next batch: its result, or raise its error."""
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.append((kwargs, future))
+        if self.task is None:
+            # A context of its own: not the first caller's (log fields, pushes).
+            self.task = asyncio.create_task(
+                self._drain(), context=contextvars.Context()
+            )
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self.waiting:
+                batch = self.waiting[: self.max_batch]
+                del self.waiting[: self.max_batch]
+                try:
+                    results = await self.run([kwargs for kwargs, _ in batch])
+                except Exception as error:  # each of its callers answers it
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                except BaseException:  # cancelled: the loop is going away
+                    for _, future in batch:
+                        future.cancel()
+                    raise
+                for (_, future), result in zip(batch, results, strict=True):
+                    if future.done():  # its socket went away meanwhile
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self.task = None
