@@ -45,6 +45,7 @@ from sessions_app.payloads import (
     QuestionAsk,
     Typing,
 )
+from sessions_app.posting import post_queue
 from sessions_app.selectors import (
     asession_online_by_id,
     asession_online_ids,
@@ -56,7 +57,6 @@ from sessions_app.services import (
     ParticipantGone,
     SessionClosed,
     message_hide,
-    message_post,
     participant_rename,
     participant_seen,
     question_answer,
@@ -199,7 +199,9 @@ class SessionConsumer(EnvelopeConsumer):
         self, payload: ChatSend, envelope: ClientEnvelope, kind: str
     ) -> None:
         try:
-            message, created = await db(message_post)(
+            # Stored with the posts that arrived meanwhile (one commit), and pushed
+            # to the session by the queue, in seq order, before it answers here.
+            message, created = await post_queue().submit(
                 session_id=self.session_id,
                 participant=self.participant,
                 content=payload.content,
@@ -211,7 +213,6 @@ class SessionConsumer(EnvelopeConsumer):
         except ParticipantGone:
             raise CloseConnection(CloseCode.FORBIDDEN) from None
         if created:
-            await notify.message_stored(message)
             if message.seq is None:  # pending: the asker learns it waits for approval
                 await self.reply(envelope, *message_frame(message))
         elif message.seq is None or message.seq <= (
