@@ -26,9 +26,11 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
+from realtime.batching import BatchQueue
 from realtime.cacheredis import cache_redis_url, loop_client, unavailable_when_down
 from realtime.clock import now as wall_clock
 from realtime.conf import realtime_settings
+from realtime.looplocal import per_loop
 
 ALL = "_all"
 Clock = Callable[[], float]
@@ -136,6 +138,7 @@ class RedisPresence:
         self.prefix = prefix
         self.clock = clock
         self.aclient = aclient or (lambda: loop_client(url))
+        self._writes = per_loop(lambda: BatchQueue(self._write_batch, max_batch=500))
 
     def _key(self, room: str) -> str:
         return f"{self.prefix}presence:{room}"
@@ -172,31 +175,40 @@ class RedisPresence:
             self.client.hdel(key, *dead)
         return live
 
-    # The event loop's door: one round trip per call, failures as ``Unavailable``.
+    # The event loop's door: failures as ``Unavailable``. Writes share a pipeline:
+    # those made while one is in flight go together in the next (a reconnect storm
+    # of 500 handshakes is a few round trips on one connection, not 500 waiting
+    # for the pool), one at once when alone.
     async def aset_many(
         self, conn_id: str, entries: dict[str, dict], ttl: float
     ) -> None:
-        """Write ``{room: info}`` for ``conn_id`` in one pipeline (a heartbeat's
-        refresh of every room is one round trip)."""
-        if not entries:
-            return
-        expire = int(ttl) + 1
-        pipe = self.aclient().pipeline(transaction=False)
-        for room, info in entries.items():
-            key = self._key(room)
-            pipe.hset(key, conn_id, self._value(info, ttl))
-            pipe.expire(key, expire)
-        with unavailable_when_down("presence write"):
-            await pipe.execute()
+        """Write ``{room: info}`` for ``conn_id`` (a heartbeat's refresh of every
+        room is one write)."""
+        if entries:
+            await self._writes().submit(conn_id=conn_id, entries=entries, ttl=ttl)
 
     async def aremove_many(self, conn_id: str, rooms: list[str]) -> None:
-        if not rooms:
-            return
+        if rooms:
+            await self._writes().submit(conn_id=conn_id, rooms=rooms)
+
+    async def _write_batch(self, writes: list[dict[str, Any]]) -> list[None]:
+        """Every write of a batch in one pipeline, in order; Redis failing fails
+        each of them (``BatchQueue`` hands each caller the error)."""
         pipe = self.aclient().pipeline(transaction=False)
-        for room in rooms:
-            pipe.hdel(self._key(room), conn_id)
-        with unavailable_when_down("presence leave"):
+        for write in writes:
+            conn_id = write["conn_id"]
+            if "rooms" in write:
+                for room in write["rooms"]:
+                    pipe.hdel(self._key(room), conn_id)
+                continue
+            ttl = write["ttl"]
+            for room, info in write["entries"].items():
+                key = self._key(room)
+                pipe.hset(key, conn_id, self._value(info, ttl))
+                pipe.expire(key, int(ttl) + 1)
+        with unavailable_when_down("presence write"):
             await pipe.execute()
+        return [None] * len(writes)
 
     async def amembers(self, room: str) -> dict[str, dict]:
         key = self._key(room)

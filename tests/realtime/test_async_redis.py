@@ -8,6 +8,7 @@ start a ``redis-server`` of their own on a free loopback port and stop it by its
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import shutil
@@ -160,6 +161,44 @@ async def test_async_presence_is_shared_by_two_processes_and_the_sync_side():
         sync_client.close()
         await client_a.aclose()
         await client_b.aclose()
+
+
+async def test_writes_made_while_one_is_in_flight_share_one_pipeline():
+    """A storm of joins: 300 sockets' writes (and leaves) take a few round trips
+    on one connection, each caller still answered; a write alone goes at once."""
+    url = redis_url()
+    prefix = f"test-{uuid.uuid4().hex}:"
+    client = redis.asyncio.Redis.from_url(url)
+    store = RedisPresence(redis.Redis.from_url(url), prefix, aclient=lambda: client)
+    pipelines = []
+    real_pipeline = client.pipeline
+
+    def counted(**kwargs):
+        pipelines.append(kwargs)
+        return real_pipeline(**kwargs)
+
+    client.pipeline = counted
+    try:
+        await store.aset_many("alone", {"hall": {"n": 0}}, 10)
+        assert len(pipelines) == 1
+        await asyncio.wait_for(
+            asyncio.gather(
+                *(store.aset_many(f"c{i}", {"hall": {"n": i}}, 10) for i in range(300))
+            ),
+            10,
+        )
+        assert len(pipelines) <= 4  # the first alone, the rest together
+        assert len(await store.amembers("hall")) == 301
+        await asyncio.wait_for(
+            asyncio.gather(
+                *(store.aremove_many(f"c{i}", ["hall"]) for i in range(300))
+            ),
+            10,
+        )
+        assert set(await store.amembers("hall")) == {"alone"}
+    finally:
+        await client.delete(f"{prefix}presence:hall")
+        await client.aclose()
 
 
 async def test_module_functions_use_the_cache_redis(settings, close_clients):
