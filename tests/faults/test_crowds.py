@@ -73,12 +73,6 @@ def _probe(urls: list[str], seconds: float) -> subprocess.Popen:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="measured on 2 cores: 1,000 clients are back in ~4 s, but /healthz took "
-    "1.8-2.7 s at the peak (500 handshakes within a second per daphne process "
-    "keep its one event loop busy); the 1 s bound does not hold",
-)
 def test_1000_clients_reconnect_at_once(make_cluster):
     raise_file_limit()
     cluster = make_cluster(servers=2, env=ENV)
