@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -385,8 +386,45 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="S",
         help="before each workload wait up to S s for other processes to go quiet",
     )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run every target N times, alternating (A B A B), and report each "
+        "figure's median; the spread is in the .meta.json (default 1)",
+    )
+    ap.add_argument(
+        "--w1-ns",
+        metavar="N,N",
+        help="W1's receiver counts (default 100,1000): e.g. the W5 group's size, to "
+        "compare the messenger's group with a session of the same size",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     return ap.parse_args(argv)
+
+
+def median_of(runs: list) -> object:
+    """One result from several runs of the same shape: each number their median,
+    anything else the first run's (a ratio of medians is what the table shows)."""
+    first = runs[0]
+    if isinstance(first, dict):
+        keys = [k for k in first if all(isinstance(r, dict) and k in r for r in runs)]
+        return {k: median_of([r[k] for r in runs]) for k in keys}
+    if all(isinstance(r, int | float) and not isinstance(r, bool) for r in runs):
+        return statistics.median(runs)
+    return first
+
+
+def spread_of(runs: list) -> object:
+    """``[min, max]`` of each number over the runs, in the results' shape."""
+    first = runs[0]
+    if isinstance(first, dict):
+        keys = [k for k in first if all(isinstance(r, dict) and k in r for r in runs)]
+        return {k: spread_of([r[k] for r in runs]) for k in keys}
+    if all(isinstance(r, int | float) and not isinstance(r, bool) for r in runs):
+        return [min(runs), max(runs)]
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -395,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = json.loads(json.dumps(QUICK if args.quick else FULL))
     if args.window:
         cfg["W1"]["window"] = args.window
+    if args.w1_ns:
+        cfg["W1"]["ns"] = [int(n) for n in args.w1_ns.split(",") if n]
     if args.stall_seconds is not None:
         cfg["W4"]["stall_s"] = args.stall_seconds
     workloads = [w for w in args.workloads.upper().split(",") if w]
@@ -419,11 +459,17 @@ def main(argv: list[str] | None = None) -> int:
         f"server cpus {cpus[0] or 'any'}, load generator cpus {cpus[1] or 'any'}, "
         f"{args.client_procs} procs"
     )
-    results: dict = {w: {} for w in workloads}
+    runs: list[dict] = []
     started = time.monotonic()
-    for name in targets:
-        for w, res in run_target(name, workloads, cfg, args, cpus).items():
-            results[w][name] = res
+    for round_ in range(max(1, args.repeat)):
+        if args.repeat > 1:
+            print(f"--- round {round_ + 1} of {args.repeat}", flush=True)
+        results: dict = {w: {} for w in workloads}
+        for name in targets:
+            for w, res in run_target(name, workloads, cfg, args, cpus).items():
+                results[w][name] = res
+        runs.append(results)
+    results = median_of(runs) if len(runs) > 1 else runs[0]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     meta = {
@@ -433,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
         "clients": args.clients,
         "cpus": {"server": sorted(cpus[0] or []), "loadgen": sorted(cpus[1] or [])},
         "client_procs": args.client_procs,
+        "repeat": len(runs),
+        "spread": spread_of(runs) if len(runs) > 1 else None,
         "seconds": round(time.monotonic() - started, 1),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
