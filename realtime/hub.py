@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import msgpack  # events may carry bytes (camera frames); channels-redis uses it too
 from django.conf import settings
 from redis.crc import key_slot
+from redis.exceptions import ResponseError
 
 from realtime import logcontext, metrics
 from realtime.conf import realtime_settings
@@ -332,7 +333,17 @@ class ShardedRelay(RedisRelay):
             logger.warning("unsubscribe from %s failed", group)
 
     async def publish(self, group: str, event: dict[str, Any]) -> None:
-        await self.redis.spublish(self._channel(group), self._pack(event))
+        # Straight to the owning node on its own bounded pool: the cluster client's
+        # command path, on a timeout under load, re-reads the slot map and drops
+        # connections other publishes are using (redis-py 8.1).
+        channel = self._channel(group)
+        shard = self._shard(await self._owner(channel))
+        try:
+            await shard.client.spublish(channel, self._pack(event))
+        except ResponseError as exc:
+            if str(exc).startswith("MOVED"):  # the slot moved: the next one finds it
+                await self.redis.nodes_manager.initialize()
+            raise
 
     async def _listen_shard(self, shard: Shard) -> None:
         logcontext.clear()  # started from a socket's task: serves them all
