@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -93,3 +94,49 @@ def test_the_project_on_the_cluster_cache(redis_cluster, settings):
     store.remove(rooms[0], "c1")
     assert store.members(rooms[0]) == {"c2": {"user": 8}}
     presence.reset_store()
+
+
+async def test_the_event_loops_door_on_the_cluster(redis_cluster, settings):
+    """Presence and shared limits through the asyncio cluster client: one
+    connection's rooms (hashes on every node) written in one pipeline, writes made
+    together batched, reads, and a budget shared with the sync door."""
+    from realtime.cacheredis import loop_client
+    from realtime.ratelimit import CacheRateLimiter
+
+    settings.REDIS_URL = redis_cluster.url
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "realtime.clustercache.RedisClusterCache",
+            "LOCATION": redis_cluster.url,
+            "KEY_PREFIX": f"t{uuid.uuid4().hex[:8]}",
+        }
+    }
+    presence.reset_store()
+    try:
+        rooms = [f"hall-{n}" for n in range(12)]
+        entries = {room: {"user": 7} for room in rooms}
+        await presence.apresence_set(conn_id="c1", entries=entries)
+        await asyncio.wait_for(
+            asyncio.gather(
+                *(
+                    presence.apresence_set(conn_id=f"d{n}", entries={rooms[0]: {}})
+                    for n in range(50)
+                )
+            ),
+            10,
+        )
+        assert len(await presence.aroom_members(rooms[0])) == 51
+        assert await presence.aroom_members(rooms[5]) == {"c1": {"user": 7}}
+        assert presence.room_members(rooms[5]) == {"c1": {"user": 7}}  # sync door
+        assert await presence.aoccupied_rooms([*rooms, "empty"]) == set(rooms)
+        await presence.apresence_leave(conn_id="c1", rooms=rooms)
+        assert await presence.aoccupied_rooms(rooms[1:]) == set()
+
+        limiter = CacheRateLimiter(name="a", limit=3, window=60)
+        assert limiter.take("u") is None  # the sync door counts one
+        assert await limiter.atake("u") is None
+        assert await limiter.atake("u") is None
+        assert await limiter.atake("u") > 0  # the fourth, across both doors
+    finally:
+        presence.reset_store()
+        await loop_client(redis_cluster.url).aclose()
