@@ -46,21 +46,22 @@ class BatchQueue:
         return await future
 
     async def _drain(self) -> None:
+        batch: list[tuple[dict[str, Any], asyncio.Future]] = []
         try:
             while self.waiting:
                 batch = self.waiting[: self.max_batch]
                 del self.waiting[: self.max_batch]
                 try:
                     results = await self.run([kwargs for kwargs, _ in batch])
+                    if len(results) != len(batch):
+                        raise RuntimeError(
+                            f"{len(results)} results for a batch of {len(batch)}"
+                        )
                 except Exception as error:  # each of its callers answers it
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(error)
                     continue
-                except BaseException:  # cancelled: the loop is going away
-                    for _, future in batch:
-                        future.cancel()
-                    raise
                 for (_, future), result in zip(batch, results, strict=True):
                     if future.done():  # its socket went away meanwhile
                         continue
@@ -68,5 +69,10 @@ class BatchQueue:
                         future.set_exception(result)
                     else:
                         future.set_result(result)
+        except BaseException:  # cancelled: the loop is going away
+            for _, future in (*batch, *self.waiting):
+                future.cancel()
+            self.waiting.clear()
+            raise
         finally:
             self.task = None
