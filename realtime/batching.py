@@ -1,5 +1,6 @@
 """Group commit: writes that arrive while the previous batch is being stored go
-together, in one transaction and one commit.
+together, in one transaction and one commit (``BatchQueue`` on the event loop,
+``store_together`` on the database thread).
 
 A commit costs more than the write it ends (SQLite syncs its journal and flushes a
 search index; PostgreSQL waits for its WAL flush), and an endpoint's writes all go
@@ -19,8 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Awaitable, Callable
-from typing import Any
+import logging
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Any, TypeVar
+
+from django.db import connection, transaction
+
+from realtime.errors import DomainError
+
+logger = logging.getLogger("realtime.batching")
+T = TypeVar("T")
 
 Run = Callable[[list[dict[str, Any]]], Awaitable[list[Any]]]
 
@@ -76,3 +85,46 @@ class BatchQueue:
             raise
         finally:
             self.task = None
+
+
+def store_together(
+    items: Sequence[T],
+    *,
+    store: Callable[[Any, T], Any],
+    alone: Callable[[T], Any],
+    lock_order: Callable[[T], Hashable],
+) -> list[Any]:
+    """Each item ``store(cursor, item)``d in one transaction; one result per item,
+    in the items' order, a refusal (``DomainError``) in its item's place.
+
+    ``store`` must leave the transaction as it found it when it refuses (write
+    nothing first, or use a savepoint): the others go on. Items are stored in
+    ``lock_order`` (stable, so each key's items keep their order): every process
+    takes the rows' locks in one order, so two batches never deadlock. If the
+    transaction fails before its commit (a database error, not a refusal), each
+    item is stored again alone by ``alone(item)``; if the commit itself fails, its
+    outcome is unknown and storing again could store twice, so every item gets
+    the error.
+    """
+    results: list[Any] = [None] * len(items)
+    committing = False
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            for index in sorted(range(len(items)), key=lambda i: lock_order(items[i])):
+                try:
+                    results[index] = store(cursor, items[index])
+                except DomainError as refused:
+                    results[index] = refused
+            committing = True
+    except Exception as error:
+        if committing:
+            logger.warning("a batch of %d failed at its commit", len(items))
+            return [error] * len(items)
+        logger.info("a batch of %d failed; each is stored alone", len(items))
+        results = []
+        for item in items:
+            try:
+                results.append(alone(item))
+            except Exception as each:  # the caller raises it, in its handler
+                results.append(each)
+    return results

@@ -8,7 +8,6 @@ answers as ``error`` frames and the REST API as 400/404/403.
 
 from __future__ import annotations
 
-import logging
 import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,7 +16,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from realtime.errors import DomainError, Invalid, NotFound, PermissionDenied
+from realtime.batching import store_together
+from realtime.errors import Invalid, NotFound, PermissionDenied
 from realtime.tokens import scoped_token_issue
 from sessions_app.codes import code_generate
 from sessions_app.conf import sessions_settings
@@ -32,8 +32,6 @@ from sessions_app.models import (
     QuestionVote,
     Session,
 )
-
-logger = logging.getLogger(__name__)
 
 CODE_ATTEMPTS = 5  # 8.5e11 codes: a second attempt is already vanishingly rare
 
@@ -303,30 +301,17 @@ def messages_post(
     *, posts: Sequence[Mapping[str, Any]]
 ) -> list[tuple[Message, bool] | Exception]:
     """Several posts (each ``message_post``'s keyword arguments) in one transaction
-    and one commit; one result per post, in order: ``(message, created)``, or the
-    error that refused it (which wrote nothing: each post is its own savepoint, so
-    seqs stay gapless).
-
-    If the transaction fails as a whole (a database error, not a refusal), each
-    post is made again alone, by ``message_post``.
+    and one commit (``store_together``): one result per post, in order,
+    ``(message, created)`` or the error that refused it. Each post is its own
+    savepoint (``message_post``'s atomic, nested), so a refused one takes no seq;
+    sessions' rows are locked in id order.
     """
-    results: list[tuple[Message, bool] | Exception] = []
-    try:
-        with transaction.atomic():
-            for post in posts:
-                try:
-                    results.append(message_post(**post))  # its atomic: a savepoint
-                except DomainError as refused:
-                    results.append(refused)
-    except Exception:
-        logger.info("a batch of %d posts failed; each is posted alone", len(posts))
-        results = []
-        for post in posts:
-            try:
-                results.append(message_post(**post))
-            except Exception as error:  # the caller raises it, in its handler
-                results.append(error)
-    return results
+    return store_together(
+        posts,
+        store=lambda cursor, post: message_post(**post),
+        alone=lambda post: message_post(**post),
+        lock_order=lambda post: post["session_id"],
+    )
 
 
 def _question(session_id: int, message_id: int, *, approved: bool = True) -> Message:

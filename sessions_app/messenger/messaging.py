@@ -6,7 +6,6 @@ transaction, frames pushed after commit, ``realtime.errors`` only.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,9 +13,9 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from realtime.batching import store_together
 from realtime.errors import (
     Conflict,
-    DomainError,
     Invalid,
     NotFound,
     PermissionDenied,
@@ -45,8 +44,6 @@ from sessions_app.messenger.models import (
     MessageRevision,
 )
 from sessions_app.messenger.selectors import is_member, reaction_counts
-
-logger = logging.getLogger("sessions_app.messenger")
 
 
 def message_send(
@@ -85,39 +82,33 @@ def message_send(
 def messages_send(
     *, sends: Sequence[Mapping[str, Any]]
 ) -> list[tuple[ConversationMessage, bool] | Exception]:
-    """Several sends (each ``message_send``'s keyword arguments) in one transaction;
-    one result per send, in order: ``(message, created)``, or the error that refused
-    it (a ``DomainError``, which wrote nothing).
+    """Several sends (each ``message_send``'s keyword arguments) in one transaction
+    (``store_together``); one result per send, in order: ``(message, created)``, or
+    the error that refused it (a ``DomainError``, which wrote nothing).
 
     A commit costs more than a send here (SQLite flushes the search index at each,
-    ~0.3 ms), so sends that queued while the database was busy share one. If the
-    transaction fails as a whole (another process's duplicate ``client_id`` on
-    PostgreSQL aborts it), each send is made again alone, by ``message_send``.
+    ~0.3 ms), so sends that queued while the database was busy share one.
+    Conversations' rows are locked in id order; if the transaction fails as a whole
+    (another process's duplicate ``client_id`` on PostgreSQL aborts it), each send
+    is made again alone, by ``message_send``.
     """
     sql = current_sql()
-    results: list[tuple[ConversationMessage, bool] | Exception] = []
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            for send in sends:
-                try:
-                    cleaned = _send_clean(
-                        send.get("conversation_id"),
-                        send.get("content"),
-                        send.get("client_id"),
-                        send.get("reply_to"),
-                    )
-                    results.append(_store(cursor, sql, send["user"], *cleaned))
-                except DomainError as refused:
-                    results.append(refused)
-    except Exception:
-        logger.info("a batch of %d sends failed; each is sent alone", len(sends))
-        results = []
-        for send in sends:
-            try:
-                results.append(message_send(**send))
-            except Exception as error:  # the caller raises it, in its handler
-                results.append(error)
-    return results
+
+    def store(cursor: Any, send: Mapping[str, Any]) -> tuple[ConversationMessage, bool]:
+        cleaned = _send_clean(
+            send.get("conversation_id"),
+            send.get("content"),
+            send.get("client_id"),
+            send.get("reply_to"),
+        )
+        return _store(cursor, sql, send["user"], *cleaned)
+
+    return store_together(
+        sends,
+        store=store,
+        alone=lambda send: message_send(**send),
+        lock_order=lambda send: str(send.get("conversation_id")),
+    )
 
 
 def _send_clean(

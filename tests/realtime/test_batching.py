@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from django.db import DatabaseError, OperationalError
 
-from realtime.batching import BatchQueue
+from realtime.batching import BatchQueue, store_together
+from realtime.errors import NotFound
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -66,3 +68,54 @@ async def test_cancelling_the_queue_cancels_the_batch_and_those_waiting():
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(future, 5)
     assert queue.task is None and queue.waiting == []
+
+
+# ------------------------------------------------------------- store_together
+@pytest.mark.django_db(transaction=True)
+def test_items_are_stored_in_lock_order_and_answered_in_theirs():
+    seen = []
+
+    def store(cursor, item):
+        seen.append(item)
+        if item[1] == "refused":
+            raise NotFound("no such room")
+        return item[1].upper()
+
+    items = [("b", "one"), ("a", "two"), ("b", "refused"), ("a", "three")]
+    results = store_together(
+        items, store=store, alone=lambda item: 1 / 0, lock_order=lambda item: item[0]
+    )
+    # Every batch takes rows' locks in one order (a before b); a key's items keep
+    # their own order.
+    assert seen == [("a", "two"), ("a", "three"), ("b", "one"), ("b", "refused")]
+    assert results[:2] == ["ONE", "TWO"] and results[3] == "THREE"
+    assert isinstance(results[2], NotFound)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transaction_failing_before_commit_stores_each_alone():
+    def store(cursor, item):
+        if item == 2:
+            raise DatabaseError("deadlock detected")
+        return item
+
+    results = store_together(
+        [1, 2, 3], store=store, alone=lambda item: -item, lock_order=lambda item: 0
+    )
+    assert results == [-1, -2, -3]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_commit_fails_every_item_and_stores_nothing_again(monkeypatch):
+    from django.db import connection
+
+    def commit():
+        raise OperationalError("the connection died at commit")
+
+    monkeypatch.setattr(connection, "commit", commit)
+    alone = []
+    results = store_together(
+        [1, 2], store=lambda cursor, item: item, alone=alone.append, lock_order=str
+    )
+    assert alone == []  # its outcome is unknown: storing again could store twice
+    assert all(isinstance(r, OperationalError) for r in results)
