@@ -405,13 +405,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def median_of(runs: list) -> object:
-    """One result from several runs of the same shape: each number their median,
-    anything else the first run's (a ratio of medians is what the table shows)."""
+    """One result from several runs of the same shape: each number their median, a
+    flag true only if it was in every run, anything else the first run's. A run
+    that failed (an ``error``) fails the result: a median would hide it."""
     first = runs[0]
     if isinstance(first, dict):
+        failed = [r for r in runs if isinstance(r, dict) and "error" in r]
+        if failed:
+            return failed[0]
         keys = [k for k in first if all(isinstance(r, dict) and k in r for r in runs)]
         return {k: median_of([r[k] for r in runs]) for k in keys}
-    if all(isinstance(r, int | float) and not isinstance(r, bool) for r in runs):
+    if all(isinstance(r, bool) for r in runs):
+        return all(runs)
+    if all(isinstance(r, int | float) for r in runs):
         return statistics.median(runs)
     return first
 

@@ -15,11 +15,16 @@ def test_median_and_spread_keep_the_results_shape():
         {"W3": {"ours": {"rtt_per_s": 200, "server": "daphne", "ok": False}}},
     ]
     assert run.median_of(runs) == {
-        "W3": {"ours": {"rtt_per_s": 200, "server": "daphne", "ok": True}}
+        "W3": {"ours": {"rtt_per_s": 200, "server": "daphne", "ok": False}}
     }
     assert run.spread_of(runs) == {
         "W3": {"ours": {"rtt_per_s": [100, 300], "server": None, "ok": None}}
     }
+
+
+def test_a_failed_run_is_not_hidden_by_the_median():
+    runs = [{"ours": {"rtt_per_s": 100}}, {"ours": {"error": "server died"}}]
+    assert run.median_of(runs) == {"ours": {"error": "server died"}}
 
 
 def test_a_key_missing_from_a_run_is_left_out():
