@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from camera.conf import camera_settings
 from config.env import env_bool, env_list, env_number, env_str
+from realtime import redisconn
 from realtime.conf import from_environment, realtime_settings
 from realtime.copilot.conf import copilot_settings
 from sessions_app.conf import sessions_settings
@@ -135,15 +136,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # One Redis (redis://, rediss://, unix://) or a Redis Cluster (redis+cluster:// or
 # rediss+cluster://, any one node): docs/deployment.md, "Past one Redis".
 REDIS_URL = env_str("REDIS_URL", "")
-REDIS_CLUSTER = REDIS_URL.startswith(("redis+cluster://", "rediss+cluster://"))
-if (
-    REDIS_URL
-    and not REDIS_CLUSTER
-    and not REDIS_URL.startswith(("redis://", "rediss://", "unix://"))
-):
+REDIS_CLUSTER = redisconn.is_cluster(REDIS_URL)
+if REDIS_URL and not REDIS_URL.startswith(redisconn.SCHEMES):
     raise ImproperlyConfigured(
-        "REDIS_URL must start with redis://, rediss://, unix://, redis+cluster:// or "
-        f"rediss+cluster://, got {REDIS_URL!r}"
+        f"REDIS_URL must start with {', '.join(redisconn.SCHEMES)}, got {REDIS_URL!r}"
     )
 
 if REDIS_CLUSTER:
