@@ -79,6 +79,8 @@ class InboxEvents:
 
     async def contact_changed(self: Any, user_id: int, online: bool, text: str) -> None:
         """A contact came or went (a notice, or this process's sweep): told once."""
+        if online:  # even if already told: a sweep reading now must not undo it
+            presence.sweeper().told_online(user_id)
         if online == (user_id in self.online_contacts):
             return
         if online:

@@ -88,6 +88,12 @@ class Sweeper:
     def __init__(self) -> None:
         self.sockets: weakref.WeakSet[Any] = weakref.WeakSet()
         self.timer: asyncio.TimerHandle | None = None
+        # user id → when a socket here was last told they came on (loop time): a
+        # sweep's read that began before must not call them off afterwards.
+        self.came_on: dict[int, float] = {}
+
+    def told_online(self, user_id: int) -> None:
+        self.came_on[user_id] = asyncio.get_running_loop().time()
 
     def add(self, socket: Watcher) -> None:
         self.sockets.add(socket)
@@ -106,6 +112,7 @@ class Sweeper:
     async def sweep(self) -> None:
         """Tell this process's sockets of every contact that has gone without a word."""
         self.timer = None
+        began = asyncio.get_running_loop().time()
         try:
             watched: dict[int, list[Any]] = {}
             for socket in list(self.sockets):
@@ -114,9 +121,11 @@ class Sweeper:
             # Its entries expired: last seen at most one TTL before now.
             last_seen = clock.now() - presence_ttl()
             online = await online_among(watched)
+            came_on = self.came_on
+            self.came_on = {u: t for u, t in came_on.items() if t >= began}
             for user_id, sockets in watched.items():
-                if user_id in online:
-                    continue
+                if user_id in online or came_on.get(user_id, 0.0) >= began:
+                    continue  # on, or came on while this sweep was reading
                 text = offline_frame(user_id, last_seen)
                 for socket in sockets:
                     # Each socket's own task: a client that is behind (its send
