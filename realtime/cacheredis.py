@@ -7,8 +7,9 @@ same keys are reached through redis-py's asyncio client: the process's own pool
 (``realtime.redisconn.async_redis``) when the cache names ``REDIS_URL``, as the
 settings make it, else a client of this loop's for the cache's address.
 
-A Redis that is down, slow past ``REDIS_SOCKET_TIMEOUT``, or a pool with no free
-connection within ``REDIS_POOL_TIMEOUT`` becomes ``Unavailable``: the socket edge
+A Redis that is down, slow past ``REDIS_SOCKET_TIMEOUT``, a pool with no free
+connection within ``REDIS_POOL_TIMEOUT``, or a cluster between a node's loss and its
+replica's takeover becomes ``Unavailable``: the socket edge
 answers it with the retryable error (PROTOCOL §2, ``retry_after``), the connect
 path closes 4011.
 """
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from redis.exceptions import ClusterDownError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -29,8 +31,17 @@ from realtime.redisconn import async_redis, new_async_client, node_url, redis_ur
 
 logger = logging.getLogger("realtime.redis")
 
-# What "Redis cannot answer now" looks like: refused, cut, timed out, pool exhausted.
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
+# What "Redis cannot answer now" looks like: refused, cut, timed out, pool exhausted
+# (``MaxConnectionsError`` is a ``ConnectionError``); on a cluster also a node's
+# slots without an owner during a failover (CLUSTERDOWN, MASTERDOWN, a slot the map
+# does not cover) and TRYAGAIN while a slot migrates.
+REDIS_DOWN = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ClusterDownError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 
 
 def cache_redis_url(cache: Any) -> str | None:
