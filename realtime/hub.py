@@ -91,8 +91,14 @@ class Hub:
     async def publish(self, group: str, event: dict[str, Any]) -> None:
         """Deliver ``event`` to every socket of ``group``, here and in every process."""
         started = time.perf_counter()
-        if self.relay is not None:  # first, so other processes do not wait for ours
-            await self.relay.publish(group, event)
+        try:
+            if self.relay is not None:  # first, so other processes do not wait
+                await self.relay.publish(group, event)
+        except Exception:
+            # Other processes may miss it (the caller hears why); this one's own
+            # sockets still get it.
+            await self.deliver_local(group, event)
+            raise
         await self.deliver_local(group, event)
         metrics.fanout_local.observe(time.perf_counter() - started)
 

@@ -247,3 +247,28 @@ async def test_a_malformed_relay_message_does_not_kill_the_listener():
         await raw.aclose()
         await a.close()
         await b.close()
+
+
+async def test_a_failed_relay_publish_still_reaches_this_process_and_is_raised():
+    """A relay that cannot publish (a node down, a slot moving) costs the other
+    processes the event, never this process's own sockets; the caller hears why."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    hub = Hub()
+    calls = []
+
+    class DownRelay:
+        async def publish(self, group, event):
+            calls.append(group)
+            raise RedisConnectionError("node down")
+
+        async def close(self):
+            pass
+
+    here = Recorder("here")
+    await hub.join("g", here)  # joined before the relay: nothing to subscribe
+    hub.relay = DownRelay()
+    event = {"type": "realtime.fanout", "text": "x"}
+    with pytest.raises(RedisConnectionError):
+        await hub.publish("g", event)
+    assert calls == ["g"] and here.events == [event]
