@@ -20,6 +20,7 @@ subscribed group is closed with 4012 so that clients reconnect and resync with `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -29,7 +30,9 @@ from typing import Any, Protocol
 import msgpack  # events may carry bytes (camera frames); channels-redis uses it too
 from django.conf import settings
 from redis.crc import key_slot
-from redis.exceptions import ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MovedError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from realtime import logcontext, metrics
 from realtime.conf import realtime_settings
@@ -259,6 +262,7 @@ class Shard:
         self.listener: asyncio.Task | None = None
         self.broken = False
         self.alive_subscribed = False
+        self.retired = False  # the node owns no slots any more: the shard is done
 
 
 class ShardedRelay(RedisRelay):
@@ -277,12 +281,17 @@ class ShardedRelay(RedisRelay):
     """
 
     message_type = "smessage"
+    # The longest wait between two resubscribes of a lost node's groups: a replica
+    # takes over within seconds (docs/deployment.md).
+    recover_backoff_max = 2.0
 
     def __init__(self, hub: Hub, url: str, prefix: str) -> None:
         super().__init__(hub, url, prefix)
         self.pubsub = None  # no cluster-wide subscriber: one per node (Shard)
         self.shards: dict[str, Shard] = {}
         self.group_shard: dict[str, Shard] = {}
+        self.slot_map_lock = asyncio.Lock()
+        self.slot_map_reads = 0
 
     async def _owner(self, channel: str) -> Any:
         """The node that owns ``channel``'s slot (the slot map loaded once)."""
@@ -343,17 +352,42 @@ class ShardedRelay(RedisRelay):
         # command path, on a timeout under load, re-reads the slot map and drops
         # connections other publishes are using (redis-py 8.1).
         channel = self._channel(group)
-        shard = self._shard(await self._owner(channel))
+        data = self._pack(event)
         try:
-            await shard.client.spublish(channel, self._pack(event))
-        except ResponseError as exc:
-            if str(exc).startswith("MOVED"):  # the slot moved: the next one finds it
+            await self._spublish(channel, data)
+        except (MovedError, RedisConnectionError, RedisTimeoutError):
+            # The slot moved (a migration; a failed-over node back as a replica
+            # answers MOVED), or its node is lost: that one never answers MOVED,
+            # and only a fresh slot map tells whether its replica took over. Once.
+            await self._refresh_slots()
+            await self._spublish(channel, data)
+
+    async def _spublish(self, channel: str, data: bytes) -> None:
+        shard = self._shard(await self._owner(channel))
+        await shard.client.spublish(channel, data)
+
+    async def _refresh_slots(self) -> None:
+        """Read the slot map again, once for every caller that failed before the
+        read began (a lost node fails many publishes at once), and let go of the
+        publish-only connections to nodes that own no slots any more."""
+        seen = self.slot_map_reads
+        async with self.slot_map_lock:
+            if self.slot_map_reads != seen:
+                return  # read since this caller failed
+            try:
                 await self.redis.nodes_manager.initialize()
-            raise
+            finally:
+                self.slot_map_reads += 1
+        primaries = {node.name for node in self.redis.get_primaries()}
+        for name, shard in list(self.shards.items()):
+            # A shard with a listener leaves by itself (_resubscribe_shard).
+            if name not in primaries and shard.listener is None:
+                del self.shards[name]
+                await self._close_shard(shard)
 
     async def _listen_shard(self, shard: Shard) -> None:
         logcontext.clear()  # started from a socket's task: serves them all
-        while not self.closed:
+        while not self.closed and not shard.retired:
             try:
                 message = await shard.pubsub.get_message(timeout=1.0)
             except asyncio.CancelledError:
@@ -375,22 +409,31 @@ class ShardedRelay(RedisRelay):
         was published before the resubscribe reached nobody here."""
         shard.broken = True
         await self._lost(list(shard.groups))
+        resync: set[str] = set()  # every group of the shard's while it was away
         backoff = 0.1
-        while True:
+        while not self.closed:
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            backoff = min(backoff * 2, self.recover_backoff_max)
+            resync.update(shard.groups)
             if await self._resubscribe_shard(shard):
                 break
         shard.broken = False
-        await self._lost(list(shard.groups))
+        await self._lost(resync)
 
     async def _resubscribe_shard(self, shard: Shard) -> bool:
-        """A new subscriber on ``shard``'s node for every group it still owns;
-        groups whose slots moved to another node (a failover) are subscribed
-        there. ``False`` while the node is still away."""
+        """Subscribe ``shard``'s groups again, each on the node that owns its slot
+        now: on the shard's own node while it still is a primary; if it is not (its
+        replica took over, or it came back as a replica), every group moves to its
+        new owner and the shard ends. ``False`` while that cannot be done yet."""
         try:
-            await shard.pubsub.aclose()
-            await self.redis.nodes_manager.initialize()  # the slot map, afresh
+            with contextlib.suppress(Exception):  # the old connection is dead
+                await shard.pubsub.aclose()
+            await self._refresh_slots()  # the slot map, afresh
+            if shard.name not in {n.name for n in self.redis.get_primaries()}:
+                for group in list(shard.groups):
+                    await self._move(shard, group)
+                await self._retire(shard)
+                return True
             shard.pubsub = shard.client.pubsub(ignore_subscribe_messages=True)
             await shard.pubsub.ssubscribe(shard.alive)
             for group in list(shard.groups):
@@ -398,23 +441,39 @@ class ShardedRelay(RedisRelay):
                 if self.redis.get_node_from_key(channel).name == shard.name:
                     await shard.pubsub.ssubscribe(channel)
                 else:  # its slot moved: subscribed on the new owner
-                    await self.subscribe(group)
-                    shard.groups.discard(group)
+                    await self._move(shard, group)
         except Exception as exc:
             logger.warning("hub relay resubscribe on %s failed: %s", shard.name, exc)
             return False
         return True
+
+    async def _move(self, shard: Shard, group: str) -> None:
+        """``group``, of ``shard``'s, subscribed on the node owning its slot now
+        (a shard's groups all have members here: a leave takes its group out)."""
+        await self.subscribe(group)  # the owner's shard takes it
+        shard.groups.discard(group)
+
+    async def _retire(self, shard: Shard) -> None:
+        """``shard``'s node owns no slots any more: its connection and listener end
+        (a listener retiring its own shard returns once this does)."""
+        shard.retired = True
+        if self.shards.get(shard.name) is shard:
+            del self.shards[shard.name]
+        await self._close_shard(shard)
+
+    async def _close_shard(self, shard: Shard) -> None:
+        try:
+            await shard.pubsub.aclose()
+            await shard.client.aclose()
+        except Exception:  # closing a dead connection
+            logger.debug("relay close", exc_info=True)
 
     async def close(self) -> None:
         self.closed = True
         for shard in self.shards.values():
             if shard.listener is not None:
                 shard.listener.cancel()
-            try:
-                await shard.pubsub.aclose()
-                await shard.client.aclose()
-            except Exception:  # closing a dead connection
-                logger.debug("relay close", exc_info=True)
+            await self._close_shard(shard)
         try:
             await self.redis.aclose()
         except Exception:

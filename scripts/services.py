@@ -195,18 +195,29 @@ def _redis_cli(port: int, *args: str, timeout: float = 10) -> str:
 
 
 class RedisClusterProcesses:
-    """A local Redis Cluster: ``nodes`` masters (no replicas) on free loopback
-    ports, each a ``redis-server`` process of ours; ``url`` is its
+    """A local Redis Cluster: ``nodes`` masters, each with ``replicas`` replicas,
+    on free loopback ports, each a ``redis-server`` process of ours; ``url`` is its
     ``redis+cluster://`` address. ``kill(i)``/``start_node(i)`` take one node
     away and bring it back on the same port with the same slots (its
-    ``nodes-<port>.conf`` stays in ``workdir``)."""
+    ``nodes-<port>.conf`` stays in ``workdir``); with replicas, a killed master's
+    replica takes its slots over after ``node_timeout_ms`` and a little more."""
 
-    def __init__(self, workdir: Path, nodes: int = 3) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        nodes: int = 3,
+        *,
+        replicas: int = 0,
+        node_timeout_ms: int = 2000,
+    ) -> None:
         self.workdir = Path(workdir)
-        self.ports = [free_port() for _ in range(nodes)]
+        self.replicas = replicas
+        self.node_timeout_ms = node_timeout_ms
+        count = nodes * (1 + replicas)
+        self.ports = [free_port() for _ in range(count)]
         # The cluster bus: by default port + 10000, which a free port may not have.
-        self.bus_ports = [free_port() for _ in range(nodes)]
-        self.processes: list[subprocess.Popen | None] = [None] * nodes
+        self.bus_ports = [free_port() for _ in range(count)]
+        self.processes: list[subprocess.Popen | None] = [None] * count
 
     @property
     def url(self) -> str:
@@ -224,7 +235,7 @@ class RedisClusterProcesses:
             "--cluster-port",
             str(self.bus_ports[index]),
             "--cluster-node-timeout",
-            "2000",
+            str(self.node_timeout_ms),
         )
 
     def start(self, *, timeout: float = 30) -> RedisClusterProcesses:
@@ -239,7 +250,7 @@ class RedisClusterProcesses:
                 "create",
                 *(f"{HOST}:{port}" for port in self.ports),
                 "--cluster-replicas",
-                "0",
+                str(self.replicas),
                 "--cluster-yes",
                 timeout=timeout,
             )
@@ -249,15 +260,49 @@ class RedisClusterProcesses:
             raise
         return self
 
+    def running(self) -> list[int]:
+        """The ports of the nodes whose process runs."""
+        return [
+            port
+            for port, process in zip(self.ports, self.processes, strict=True)
+            if process is not None and process.poll() is None
+        ]
+
     def state_ok(self) -> bool:
-        """Every node answers and says ``cluster_state:ok``."""
+        """Every running node answers and says ``cluster_state:ok``; with
+        replicas, every replica's link to its master is up too."""
         try:
-            return all(
-                "cluster_state:ok" in _redis_cli(port, "cluster", "info", timeout=2)
-                for port in self.ports
-            )
+            for port in self.running():
+                if "cluster_state:ok" not in _redis_cli(
+                    port, "cluster", "info", timeout=2
+                ):
+                    return False
+                if self.replicas:
+                    info = _redis_cli(port, "info", "replication", timeout=2)
+                    if "role:slave" in info and "master_link_status:up" not in info:
+                        return False
+            return True
         except (ClusterError, subprocess.TimeoutExpired):
             return False
+
+    def slot_owner(self, slot: int) -> int | None:
+        """The port of the master that owns ``slot``, as the first running node
+        that answers says (``None``: none answers, or none owns it)."""
+        import redis
+
+        for port in self.running():
+            node = redis.Redis(host=HOST, port=port, socket_timeout=2)
+            try:
+                ranges = node.execute_command("CLUSTER", "SLOTS")
+            except redis.RedisError:
+                continue
+            finally:
+                node.close()
+            for start, end, master, *_ in ranges:
+                if int(start) <= slot <= int(end):
+                    return int(master[1])
+            return None
+        return None
 
     def wait_ok(self, *, timeout: float = 30) -> None:
         wait_for(self.state_ok, timeout=timeout, what="Redis Cluster")

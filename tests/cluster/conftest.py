@@ -1,6 +1,7 @@
 """A local Redis Cluster for the tests here: three masters on free loopback ports
 (``scripts.services.RedisClusterProcesses``), started once for the run and stopped
-by their PIDs; tests that kill a node start a cluster of their own."""
+by their PIDs; tests that kill a node start a cluster of their own (with a replica
+per master for the failover tests)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from scripts.services import ClusterError, RedisClusterProcesses
 from tests.services import unavailable
 
 
-def start_cluster(workdir) -> RedisClusterProcesses:
+def start_cluster(workdir, replicas: int = 0) -> RedisClusterProcesses:
     for tool in ("redis-server", "redis-cli"):
         if shutil.which(tool) is None:
             unavailable(f"{tool} is not installed (apt-get install redis-server)")
     try:
-        return RedisClusterProcesses(workdir).start()
+        return RedisClusterProcesses(workdir, replicas=replicas).start()
     except ClusterError as exc:
         unavailable(f"a local Redis Cluster did not start: {exc}")
         raise
@@ -34,5 +35,13 @@ def redis_cluster(tmp_path_factory):
 def own_redis_cluster(tmp_path):
     """A cluster this test may take a node of away."""
     cluster = start_cluster(tmp_path / "redis-cluster")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def replica_cluster(tmp_path):
+    """Three masters and a replica each: a killed master's replica takes over."""
+    cluster = start_cluster(tmp_path / "redis-cluster", replicas=1)
     yield cluster
     cluster.stop()
