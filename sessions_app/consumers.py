@@ -118,6 +118,11 @@ class SessionConsumer(EnvelopeConsumer):
             session_id=session.pk,
             participant_id=None if participant.is_host else participant.pk,
         )
+        if not backlog.is_open:
+            # Closed by another process after this process cached the session
+            # (SESSION_CACHE_TTL), and before our group joined: its close did not
+            # reach us, so we close here (a later close reaches the group).
+            raise CloseConnection(CloseCode.SESSION_CLOSED)
         last_seq = backlog.last_seq
         limit = sessions_settings.SESSION_WELCOME_ONLINE_MAX
         await self.send_frame(

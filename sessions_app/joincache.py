@@ -10,9 +10,11 @@ database thread. Here they are kept for ``SESSION_CACHE_TTL`` seconds:
   (model signals; a session's delete removes its participants with their signals);
   the services that change them with ``update()`` (close, reopen, rename) call
   ``forget_session`` / ``forget_participant``;
-* a change made in another process is seen here after the TTL at most: a session
-  closed there still admits new sockets here that long (its open sockets are closed
-  by the close's broadcast, and nothing can be posted to it). 0 turns the caches off.
+* a change made in another process is seen here after the TTL at most. A session
+  closed there is still found open here that long, but a socket it admits is closed
+  4010 before its welcome: the join's backlog read, after its group join, reads the
+  session's row itself (a close after that read reaches it as a broadcast). 0 turns
+  the caches off.
 
 Callers get copies: a consumer may change its participant (a rename) without
 changing what the next join reads.

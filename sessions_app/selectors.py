@@ -60,7 +60,8 @@ def _backlog_sql(own: bool) -> str:
     """``session_backlog``'s statement; ``own``: one participant's questions only."""
     mine = f"AND m.{column(Message, 'participant')} = %s" if own else ""
     return (
-        f"SELECT s.{column(Session, 'last_seq')}, EXISTS ("  # noqa: S608
+        f"SELECT s.{column(Session, 'last_seq')}, "  # noqa: S608
+        f"s.{column(Session, 'status')}, EXISTS ("
         f"SELECT 1 FROM {table(Message)} m "
         f"WHERE m.{column(Message, 'session')} = s.{column(Session, 'id')} "
         f"AND m.{column(Message, 'kind')} = %s "
@@ -115,6 +116,7 @@ class Backlog:
 
     last_seq: int
     pending_questions: list[Message]
+    is_open: bool = True  # read fresh: the join's cached row may be older
 
 
 def session_backlog(*, session_id: int, participant_id: int | None = None) -> Backlog:
@@ -137,7 +139,12 @@ def session_backlog(*, session_id: int, participant_id: int | None = None) -> Ba
             + ([participant_id] if own else [])
             + [session_id],
         )
-        last_seq, any_pending = cursor.fetchone()
+        row = cursor.fetchone()
+    if row is None:  # deleted since the join read it
+        return Backlog(last_seq=0, pending_questions=[], is_open=False)
+    last_seq, status, any_pending = row
+    if status != Session.Status.OPEN:
+        return Backlog(last_seq=last_seq, pending_questions=[], is_open=False)
     pending = (
         session_pending_questions(session_id=session_id, participant_id=participant_id)
         if any_pending

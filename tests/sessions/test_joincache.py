@@ -160,3 +160,20 @@ async def test_a_socket_joins_a_session_closed_here_no_more(host):
         comm = await connect(session.code, **credential)
         assert await closed_with(comm) == 4010
         await comm.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_socket_admitted_by_a_stale_row_is_closed_by_the_fresh_read(host):
+    """Closed by another process inside the TTL (no hook here): the join's row is
+    stale, but the backlog read after the group join sees the close, so the socket
+    gets 4010 instead of a welcome it would keep forever (the close's broadcast
+    went out before it joined)."""
+    session = await sync_to_async(services.session_create)(host=host, title="T")
+    _, token = await guest(session)
+    comm, _ = await join(session.code, token)  # the session is kept
+    await comm.disconnect()
+    closed = Session.objects.filter(pk=session.pk)
+    await sync_to_async(closed.update)(status=Session.Status.CLOSED)
+    comm = await connect(session.code, token=token)
+    assert await closed_with(comm) == 4010
+    await comm.disconnect()
