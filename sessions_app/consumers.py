@@ -32,7 +32,7 @@ from sessions_app.frames import (
     question_update_payload,
     session_payload,
 )
-from sessions_app.joining import replay, session_entry, since_from_query
+from sessions_app.joining import asession_entry, replay, since_from_query
 from sessions_app.models import Message, Participant
 from sessions_app.notices import JOINED, LEFT, Notice, coalescer
 from sessions_app.payloads import (
@@ -90,7 +90,7 @@ class SessionConsumer(EnvelopeConsumer):
     # ------------------------------------------------------------------ connect
     async def on_connect(self) -> None:
         code = self.scope["url_route"]["kwargs"]["code"]
-        session, participant = await db(session_entry)(code=code, auth=self.auth)
+        session, participant = await asession_entry(code=code, auth=self.auth)
         self.session_id = session.pk
         self.participant = participant
         since, since_error = since_from_query(self.scope.get("query_string", b""))

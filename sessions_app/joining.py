@@ -32,13 +32,34 @@ from sessions_app.services import participant_for_user
 _SINCE_RE = re.compile(r"^[0-9]{1,15}$")
 
 
-def session_entry(*, code: str, auth: AuthResult) -> tuple[Session, Participant]:
-    """The session and who this socket is in it (database thread).
+class _NotCached(Exception):
+    """A row the join needs is not in this process's caches: read it."""
+
+
+def _not_cached() -> None:
+    raise _NotCached
+
+
+async def asession_entry(*, code: str, auth: AuthResult) -> tuple[Session, Participant]:
+    """``session_entry`` on the event loop when the caches hold both rows (a
+    reconnect: no trip to the database thread), else on the database thread."""
+    try:
+        return session_entry(code=code, auth=auth, cached_only=True)
+    except _NotCached:
+        return await database_sync_to_async(session_entry)(code=code, auth=auth)
+
+
+def session_entry(
+    *, code: str, auth: AuthResult, cached_only: bool = False
+) -> tuple[Session, Participant]:
+    """The session and who this socket is in it (database thread, or anywhere with
+    ``cached_only``: then a row not cached raises ``_NotCached`` and nothing is read).
 
     Closes 4004 (unknown code), 4010 (closed), 4005 (not a participant: a guest's
     token for another session, or a participant that is gone).
     """
-    session = _session(code)
+    miss = _not_cached if cached_only else None
+    session = _session(code, miss)
     if session is None:
         raise CloseConnection(CloseCode.NOT_FOUND)
     if not session.is_open:
@@ -49,7 +70,7 @@ def session_entry(*, code: str, auth: AuthResult) -> tuple[Session, Participant]
             session.code
         ):
             raise CloseConnection(CloseCode.FORBIDDEN)
-        found = _guest(session, claims.get("pid"))
+        found = _guest(session, claims.get("pid"), miss)
         if found is None:
             raise CloseConnection(CloseCode.FORBIDDEN)
         return session, found
@@ -59,26 +80,31 @@ def session_entry(*, code: str, auth: AuthResult) -> tuple[Session, Participant]
     return session, cached(
         participants,
         ("user", session.pk, user.pk),
-        lambda: participant_for_user(session=session, user=user),
+        miss or (lambda: participant_for_user(session=session, user=user)),
     )
 
 
-def _session(code: str) -> Session | None:
+Miss = Callable[[], None] | None  # called instead of reading, if given
+
+
+def _session(code: str, miss: Miss = None) -> Session | None:
     normalised = code_normalise(code)
     if normalised is None:
         return None
     return cached(
-        sessions, (normalised, Session.Kind.LIVE), lambda: session_get(code=normalised)
+        sessions,
+        (normalised, Session.Kind.LIVE),
+        miss or (lambda: session_get(code=normalised)),
     )
 
 
-def _guest(session: Session, pid: object) -> Participant | None:
+def _guest(session: Session, pid: object, miss: Miss = None) -> Participant | None:
     if not isinstance(pid, int) or isinstance(pid, bool):
         return None
     return cached(
         participants,
         ("pid", session.pk, pid),
-        lambda: participant_get(session_id=session.pk, participant_id=pid),
+        miss or (lambda: participant_get(session_id=session.pk, participant_id=pid)),
     )
 
 

@@ -177,3 +177,30 @@ async def test_a_socket_admitted_by_a_stale_row_is_closed_by_the_fresh_read(host
     comm = await connect(session.code, token=token)
     assert await closed_with(comm) == 4010
     await comm.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_rejoin_with_both_rows_cached_stays_on_the_event_loop(
+    host, monkeypatch
+):
+    from sessions_app import joining
+
+    session = await sync_to_async(services.session_create)(host=host, title="T")
+    auth = await sync_to_async(guest_auth)(session)
+    trips = []
+    real = joining.database_sync_to_async
+
+    def counted(fn):
+        trips.append(fn.__name__)
+        return real(fn)
+
+    monkeypatch.setattr(joining, "database_sync_to_async", counted)
+    first, you = await joining.asession_entry(code=session.code, auth=auth)
+    assert trips == ["session_entry"]  # cold: the rows are read
+    again, you_again = await joining.asession_entry(code=session.code, auth=auth)
+    assert trips == ["session_entry"]  # warm: no trip to the database thread
+    assert (again.pk, you_again.pk) == (first.pk, you.pk)
+    await sync_to_async(services.session_close)(session_id=session.pk)
+    with pytest.raises(CloseConnection) as refused:  # forgotten here at once
+        await joining.asession_entry(code=session.code, auth=auth)
+    assert refused.value.code == 4010
