@@ -285,25 +285,6 @@ class RedisClusterProcesses:
         except (ClusterError, subprocess.TimeoutExpired):
             return False
 
-    def slot_owner(self, slot: int) -> int | None:
-        """The port of the master that owns ``slot``, as the first running node
-        that answers says (``None``: none answers, or none owns it)."""
-        import redis
-
-        for port in self.running():
-            node = redis.Redis(host=HOST, port=port, socket_timeout=2)
-            try:
-                ranges = node.execute_command("CLUSTER", "SLOTS")
-            except redis.RedisError:
-                continue
-            finally:
-                node.close()
-            for start, end, master, *_ in ranges:
-                if int(start) <= slot <= int(end):
-                    return int(master[1])
-            return None
-        return None
-
     def wait_ok(self, *, timeout: float = 30) -> None:
         wait_for(self.state_ok, timeout=timeout, what="Redis Cluster")
 
