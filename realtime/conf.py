@@ -356,7 +356,7 @@ realtime_settings = AppSettings(
             64,
             "int",
             minimum=1,
-            doc="connections in a process's async Redis pool (per node on a cluster)",
+            doc="a process's async Redis connections (on a cluster: calls in flight)",
         ),
         Knob(
             "REDIS_POOL_TIMEOUT",
