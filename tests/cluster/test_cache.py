@@ -20,6 +20,19 @@ def cluster_cache(redis_cluster):
     return RedisClusterCache(redis_cluster.url, {"KEY_PREFIX": prefix})
 
 
+def use_cluster_cache(settings, url: str) -> None:
+    """Django's cache (so tickets, limits and presence) and REDIS_URL on the cluster."""
+    settings.REDIS_URL = url
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "realtime.clustercache.RedisClusterCache",
+            "LOCATION": url,
+            "KEY_PREFIX": f"t{uuid.uuid4().hex[:8]}",
+        }
+    }
+    presence.reset_store()
+
+
 def test_single_key_calls(cluster_cache):
     cache = cluster_cache
     assert cache.get("missing", "dflt") == "dflt"
@@ -63,15 +76,7 @@ def test_the_project_on_the_cluster_cache(redis_cluster, settings):
     from realtime.ratelimit import CacheRateLimiter
     from realtime.tokens import ticket_issue, ticket_redeem
 
-    settings.REDIS_URL = redis_cluster.url
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "realtime.clustercache.RedisClusterCache",
-            "LOCATION": redis_cluster.url,
-            "KEY_PREFIX": f"t{uuid.uuid4().hex[:8]}",
-        }
-    }
-    presence.reset_store()
+    use_cluster_cache(settings, redis_cluster.url)
     assert isinstance(caches["default"], RedisClusterCache)
 
     ticket = ticket_issue(user_id=7, expires_at=None)
@@ -103,15 +108,7 @@ async def test_the_event_loops_door_on_the_cluster(redis_cluster, settings):
     from realtime.cacheredis import loop_client
     from realtime.ratelimit import CacheRateLimiter
 
-    settings.REDIS_URL = redis_cluster.url
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "realtime.clustercache.RedisClusterCache",
-            "LOCATION": redis_cluster.url,
-            "KEY_PREFIX": f"t{uuid.uuid4().hex[:8]}",
-        }
-    }
-    presence.reset_store()
+    use_cluster_cache(settings, redis_cluster.url)
     try:
         rooms = [f"hall-{n}" for n in range(12)]
         entries = {room: {"user": 7} for room in rooms}
