@@ -21,6 +21,7 @@ from django.core.cache import cache
 from camera.conf import camera_settings
 from realtime.groups import stream_group
 from realtime.presence import room_members
+from realtime.writebehind import WriteBehind
 
 # Frames after the last one within which a stream still counts as live: a few frame
 # periods at any rate a camera runs (1 fps and up) without flickering on jitter.
@@ -64,6 +65,8 @@ class LiveRecorder:
         self.changed: dict[str, Any] = {}
         self.kinds: set[str] = set()
         self.written_at: float | None = None
+        # On Redis the frames are written off the event loop, in order.
+        self.writes = WriteBehind(cache)
 
     def frame(self, *, seq: int, kind: str, captured_at: float, jpeg: bytes) -> None:
         self._seen(seq, captured_at)
@@ -95,7 +98,7 @@ class LiveRecorder:
             "frames": self.frames,
             "kinds": sorted(self.kinds),
         }
-        cache.set_many(self.changed, timeout=self.ttl)
+        self.writes.write(cache.set_many, self.changed, timeout=self.ttl)
         self.changed = {}
         self.written_at = now
 

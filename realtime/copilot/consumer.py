@@ -171,7 +171,9 @@ class CopilotConsumer(EnvelopeConsumer):
         own = self.runs.get(query_id)
         if own is not None:
             own.log.flush()  # everything it sent so far must be readable
-        view = delta_log_read(
+            await own.log.drained()
+        view = await asyncio.to_thread(  # the cache's round trips, off the loop
+            delta_log_read,
             query_id=query_id,
             user_id=self.user.pk,
             after=after,

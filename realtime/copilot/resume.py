@@ -11,10 +11,11 @@ longest a query may run plus the TTL, so they always outlive the meta key that p
 at them; readers go through the meta key and never see a half-expired log.
 
 Writes are batched: deltas are flushed ``delay`` seconds after the first unflushed one
-(one ``set_many`` and one ``set`` per batch instead of two cache round trips per token,
-which on Redis would block the event loop once per token), and always before the final
-response. Readers only see what the meta key counts, so a follower never skips a
-delta; it may see it up to ``delay`` later.
+(one ``set_many`` and one ``set`` per batch instead of two cache round trips per token),
+and always before the final response. On Redis they are made off the event loop, in
+order (``realtime.writebehind``); ``DeltaLog.drained()`` waits for them. Readers only
+see what the meta key counts, so a follower never skips a delta; it may see it up to
+``delay`` later.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from django.core.cache import BaseCache
 from django.core.cache import cache as default_cache
 
 from realtime.copilot.conf import copilot_settings
+from realtime.writebehind import WriteBehind
 
 FLUSH_DELAY = 0.05  # seconds a delta may wait to be batched with the next ones
 MAX_BATCH = 64  # deltas; a fast stream is flushed at least this often
@@ -72,6 +74,8 @@ class DeltaLog:
         self.delta_ttl = self.ttl + math.ceil(query_timeout()) + 60
         self.delay = delay
         self.cache = cache or default_cache
+        # On Redis the writes go in a thread, in order: never a round trip on the loop.
+        self.writes = WriteBehind(self.cache)
         self.count = 0  # deltas appended
         self.final: dict[str, Any] | None = None
         self._pending: dict[str, str] = {}
@@ -79,7 +83,7 @@ class DeltaLog:
 
     def _write_meta(self) -> None:
         meta = {"user_id": self.user_id, "count": self.count, "final": self.final}
-        self.cache.set(_meta_key(self.query_id), meta, self.ttl)
+        self.writes.write(self.cache.set, _meta_key(self.query_id), meta, self.ttl)
 
     def open(self) -> None:
         self._write_meta()
@@ -101,9 +105,13 @@ class DeltaLog:
             self._timer.cancel()
             self._timer = None
         if self._pending:
-            self.cache.set_many(self._pending, self.delta_ttl)
+            self.writes.write(self.cache.set_many, self._pending, self.delta_ttl)
             self._pending = {}
             self._write_meta()
+
+    async def drained(self) -> None:
+        """What was flushed so far is in the cache (readable by any process)."""
+        await self.writes.drained()
 
     def close(self, final: dict[str, Any]) -> None:
         """Store the final ``response`` payload: the log is complete."""

@@ -144,6 +144,7 @@ class QueryRun:
         self.responded = True
         payload = {"query_id": self.query_id, **fields}
         self.log.close(payload)
+        await self.log.drained()  # the log is complete before the client hears so
         if self.attached:
             await self.owner.send_frame("response", payload)
 
