@@ -143,14 +143,16 @@ def session_backlog(*, session_id: int, participant_id: int | None = None) -> Ba
     if row is None:  # deleted since the join read it
         return Backlog(last_seq=0, pending_questions=[], is_open=False)
     last_seq, status, any_pending = row
-    if status != Session.Status.OPEN:
-        return Backlog(last_seq=last_seq, pending_questions=[], is_open=False)
     pending = (
         session_pending_questions(session_id=session_id, participant_id=participant_id)
         if any_pending
         else []
     )
-    return Backlog(last_seq=last_seq, pending_questions=pending)
+    return Backlog(
+        last_seq=last_seq,
+        pending_questions=pending,
+        is_open=status == Session.Status.OPEN,
+    )
 
 
 # ----------------------------------------------------------------------- presence
