@@ -12,7 +12,8 @@ from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from realtime.api import _check_cluster
-from realtime.hub import Hub, ShardedRelay
+from realtime.hub import Hub
+from realtime.relay import ShardedRelay
 
 pytestmark = pytest.mark.timeout(60)
 
