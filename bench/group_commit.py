@@ -5,7 +5,7 @@
 
 A chat post is one transaction (the session's ``last_seq`` bumped, the row inserted,
 committed). Posts from sockets go through ``sessions_app.posting``'s queue: those
-arriving while a batch is stored share the next one (``services.messages_post``, one
+arriving while a batch is stored share the next one (``posting.messages_post``, one
 transaction, a savepoint each). This times the same posts stored alone
 (``message_post``, as REST does) and in batches of each ``--batches`` size, alternating,
 on a throw-away database (a fresh SQLite file unless ``DATABASE_URL`` is set), and
@@ -41,7 +41,7 @@ def measure(posts: int, batches: list[int], rounds: int = 3) -> dict[str, float]
     """ms per post for ``alone`` and each batch size: the best of ``rounds``."""
     from django.contrib.auth import get_user_model
 
-    from sessions_app import services
+    from sessions_app import posting, services
 
     host = get_user_model().objects.create_user("bench-host", password="x" * 12)
     session = services.session_create(host=host, title="group commit")
@@ -55,7 +55,7 @@ def measure(posts: int, batches: list[int], rounds: int = 3) -> dict[str, float]
     def batched(size: int):
         def run() -> None:
             for _ in range(0, posts, size):
-                services.messages_post(posts=[post] * size)
+                posting.messages_post(posts=[post] * size)
 
         return run
 

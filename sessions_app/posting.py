@@ -4,19 +4,37 @@ to the database thread (group commit: ``realtime.batching``)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from channels.db import database_sync_to_async
 
-from realtime.batching import BatchQueue
+from realtime.batching import BatchQueue, store_together
 from realtime.looplocal import per_loop
-from sessions_app import notify
-from sessions_app.services import messages_post
+from sessions_app import notify, services
+from sessions_app.models import Message
 
 logger = logging.getLogger(__name__)
 
 # Bounds how long one transaction holds the session's row (or SQLite's) write lock.
 MAX_BATCH = 100
+
+
+def messages_post(
+    *, posts: Sequence[Mapping[str, Any]]
+) -> list[tuple[Message, bool] | Exception]:
+    """Several posts (each ``message_post``'s keyword arguments) in one transaction
+    and one commit (``store_together``): one result per post, in order,
+    ``(message, created)`` or the error that refused it. Each post is its own
+    savepoint (``message_post``'s atomic, nested), so a refused one takes no seq;
+    sessions' rows are locked in id order.
+    """
+    return store_together(
+        posts,
+        store=lambda cursor, post: services.message_post(**post),
+        alone=lambda post: services.message_post(**post),
+        lock_order=lambda post: post["session_id"],
+    )
 
 
 async def _store(posts: list[dict[str, Any]]) -> list[Any]:

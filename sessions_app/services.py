@@ -9,14 +9,12 @@ answers as ``error`` frames and the REST API as 400/404/403.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from realtime.batching import store_together
 from realtime.errors import Invalid, NotFound, PermissionDenied
 from realtime.tokens import scoped_token_issue
 from sessions_app.codes import code_generate
@@ -295,23 +293,6 @@ def message_post(
             raise
         return original, False
     return message, True
-
-
-def messages_post(
-    *, posts: Sequence[Mapping[str, Any]]
-) -> list[tuple[Message, bool] | Exception]:
-    """Several posts (each ``message_post``'s keyword arguments) in one transaction
-    and one commit (``store_together``): one result per post, in order,
-    ``(message, created)`` or the error that refused it. Each post is its own
-    savepoint (``message_post``'s atomic, nested), so a refused one takes no seq;
-    sessions' rows are locked in id order.
-    """
-    return store_together(
-        posts,
-        store=lambda cursor, post: message_post(**post),
-        alone=lambda post: message_post(**post),
-        lock_order=lambda post: post["session_id"],
-    )
 
 
 def _question(session_id: int, message_id: int, *, approved: bool = True) -> Message:

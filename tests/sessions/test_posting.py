@@ -36,7 +36,7 @@ def test_a_batch_answers_each_post_in_order_and_refusals_take_no_seq(session, an
     first, _ = services.message_post(**post(session, ann, "before", client_id="c1"))
     gone, _ = services.participant_guest_join(session=session, nickname="gone")
     Participant.objects.filter(pk=gone.pk).delete()
-    results = services.messages_post(
+    results = posting.messages_post(
         posts=[
             post(session, ann, "one"),
             post(session, bo, " \n "),  # blank: refused
@@ -62,7 +62,7 @@ def test_a_batch_answers_each_post_in_order_and_refusals_take_no_seq(session, an
 
 def test_a_closed_session_refuses_every_post_of_the_batch(session, ann):
     services.session_close(session_id=session.pk)
-    results = services.messages_post(posts=[post(session, ann), post(session, ann)])
+    results = posting.messages_post(posts=[post(session, ann), post(session, ann)])
     assert all(isinstance(r, services.SessionClosed) for r in results)
     assert not Message.objects.exists()
 
@@ -78,7 +78,7 @@ def test_a_batch_failing_as_a_whole_posts_each_alone(session, ann, monkeypatch):
         return real(**kwargs)
 
     monkeypatch.setattr(services, "message_post", flaky)
-    results = services.messages_post(
+    results = posting.messages_post(
         posts=[post(session, ann, "a"), post(session, ann, "b")]
     )
     assert calls == ["a", "b", "a", "b"]  # the batch, then each alone
@@ -94,7 +94,7 @@ async def test_the_queue_batches_posts_that_arrive_meanwhile_and_pushes_in_order
     async def record(group, text, *, exclude=None, seq=None):
         heard.append((json.loads(text)["payload"]["content"], seq))
 
-    real = services.messages_post
+    real = posting.messages_post
 
     def spy(*, posts):
         batches.append(len(posts))
