@@ -350,28 +350,11 @@ realtime_settings = AppSettings(
             minimum=1,
             doc="entries each per-process cache of users, sessions... keeps at most",
         ),
-        # realtime/redisconn.py: the event loop's one Redis pool per process.
-        Knob(
-            "REDIS_POOL_SIZE",
-            64,
-            "int",
-            minimum=1,
-            doc="a process's async Redis connections (on a cluster: calls in flight)",
-        ),
-        Knob(
-            "REDIS_POOL_TIMEOUT",
-            1.0,
-            "float",
-            minimum=0.01,
-            doc="seconds a Redis call waits for a free pool connection, then fails",
-        ),
-        Knob(
-            "REDIS_SOCKET_TIMEOUT",
-            2.0,
-            "float",
-            minimum=0.01,
-            doc="seconds a Redis connect or reply may take, then the call fails",
-        ),
+        # realtime/redisconn.py: the event loop's one Redis pool per process (on a
+        # cluster the size bounds the calls in flight); a call past a timeout fails.
+        Knob("REDIS_POOL_SIZE", 64, "int", minimum=1, doc="async Redis connections"),
+        Knob("REDIS_POOL_TIMEOUT", 1.0, "float", minimum=0.01, doc="s to get one"),
+        Knob("REDIS_SOCKET_TIMEOUT", 2.0, "float", minimum=0.01, doc="s for a reply"),
         # Prometheus scrapes each process (docs/operations.md): a second port keeps
         # /metrics off the public one; each process on a machine needs its own.
         Knob(

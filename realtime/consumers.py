@@ -207,9 +207,7 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
             await self.on_connect()
         except CloseConnection as exc:
             await self.close_with(exc.code)
-        except Unavailable:
-            # Redis (or the database) cannot answer now: a code the client retries
-            # with backoff, not a socket dropped without one (docs/protocol.md §2).
+        except Unavailable:  # a code the client retries (docs/protocol.md §2)
             logger.warning(
                 "connect unavailable conn=%s", self.conn_id, extra=self.log_context()
             )
