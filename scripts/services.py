@@ -190,7 +190,9 @@ def _redis_cli(port: int, *args: str, timeout: float = 10) -> str:
         check=False,
     )
     if result.returncode != 0:
-        raise ClusterError(f"redis-cli {' '.join(args)}: {result.stderr.strip()}")
+        # redis-cli --cluster prints its [ERR] lines on stdout.
+        said = (result.stderr.strip() + "\n" + result.stdout.strip()[-1500:]).strip()
+        raise ClusterError(f"redis-cli {' '.join(args)}: {said}")
     return result.stdout
 
 
@@ -214,9 +216,14 @@ class RedisClusterProcesses:
         self.replicas = replicas
         self.node_timeout_ms = node_timeout_ms
         count = nodes * (1 + replicas)
-        self.ports = [free_port() for _ in range(count)]
         # The cluster bus: by default port + 10000, which a free port may not have.
-        self.bus_ports = [free_port() for _ in range(count)]
+        # Each port different: two free_port() calls may name the same one.
+        ports: list[int] = []
+        while len(ports) < 2 * count:
+            port = free_port()
+            if port not in ports:
+                ports.append(port)
+        self.ports, self.bus_ports = ports[:count], ports[count:]
         self.processes: list[subprocess.Popen | None] = [None] * count
 
     @property

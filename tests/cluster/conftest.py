@@ -17,11 +17,17 @@ def start_cluster(workdir, replicas: int = 0) -> RedisClusterProcesses:
     for tool in ("redis-server", "redis-cli"):
         if shutil.which(tool) is None:
             unavailable(f"{tool} is not installed (apt-get install redis-server)")
-    try:
-        return RedisClusterProcesses(workdir, replicas=replicas).start()
-    except ClusterError as exc:
-        unavailable(f"a local Redis Cluster did not start: {exc}")
-        raise
+    # Its ports are free when chosen, not reserved: another process may take one
+    # before its node binds it. A start that fails is tried again on new ports.
+    for attempt in range(3):
+        try:
+            return RedisClusterProcesses(
+                workdir / f"try-{attempt}", replicas=replicas
+            ).start()
+        except ClusterError as exc:
+            failure = exc
+    unavailable(f"a local Redis Cluster did not start: {failure}")
+    raise failure
 
 
 @pytest.fixture(scope="session")
