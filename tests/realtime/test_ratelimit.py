@@ -182,8 +182,12 @@ def test_the_allowed_local_path_allocates_nothing():
     An object it made and dropped (a decision, as ``peek`` returns) would raise the
     peak above that of reading the timer alone.
     """
-    timer = iter([i * 0.001 for i in range(20_000)]).__next__  # C-level: no frame
+    timer = iter([i * 0.001 for i in range(60_000)]).__next__  # C-level: no frame
     limiter = LocalRateLimiter(limit=10, window=0.005, timer=timer)
     for _ in range(500):  # the window slides from here on: 5 hits in it, all allowed
         assert limiter.take() is None
-    assert peak_bytes(limiter.take) <= peak_bytes(timer)
+    # The least of three measures each: tracemalloc counts every thread, and a
+    # thread left by another test may allocate meanwhile (seen once in CI); an
+    # allocation of ``take`` itself would show in all three.
+    taken = min(peak_bytes(limiter.take) for _ in range(3))
+    assert taken <= min(peak_bytes(timer) for _ in range(3))
