@@ -10,8 +10,8 @@ Every socket endpoint subclasses it and declares what it takes (docs/toolkit.md)
 
 A client's ``type`` is looked up only in its table (with ``ping``, ``pong``,
 ``auth.refresh``, callback ``replies``), hub events only in theirs: a client never
-names an event or ``websocket.*``. It composes ``inbound``, ``outbox``, ``handling``
-and ``connection`` (docs/toolkit.md's table says what each holds).
+names an event or ``websocket.*``. It composes ``inbound``, ``outbox``, ``handling``,
+``connection`` (docs/toolkit.md).
 """
 
 from __future__ import annotations
@@ -74,10 +74,8 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
     inbound: ClassVar[Inbound]
     meters: ClassVar[metrics.EndpointMeters]  # this endpoint's, bound once
 
-    # Defaults an instance overrides only when it needs to: a connection's own
-    # attributes stay under 30, CPython's limit for keeping them in a compact shared
-    # layout (~0.3 KB) rather than a dict of their own (~1.6 KB); bench W2 counts
-    # server memory per socket.
+    # Class defaults: a connection's own attributes stay under CPython's 30 for a
+    # compact shared layout (~0.3 KB, not a ~1.6 KB dict; bench W2 counts it).
     groups: ClassVar[tuple[str, ...]] = ()  # Channels' auto-joined groups: none
     channel_layer: Any = None  # set by Channels' own loop (REALTIME_FANOUT=layer)
     violations: LocalRateLimiter | None = None  # made on the first violation
@@ -185,10 +183,8 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
 
     async def websocket_connect(self, message: dict) -> None:
         self._init_state()
-        # This connection's task (and the tasks it spawns) log with its fields.
         logcontext.bind(**self.log_context())
-        # Accept first, then close with a code: a refused handshake shows browsers
-        # only an HTTP 403 and loses the reason (docs/protocol.md §2).
+        # Accept, then close with a code: a refused handshake is a bare 403 (§2).
         await self.accept()
         self.outbox.writer = socket_writer(
             self.base_send, prepared=bool(conf.get("REALTIME_DIRECT_WRITES"))
@@ -361,8 +357,7 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
         """Run ``coro`` as a task owned by this connection (cancelled on disconnect);
         ``timer``, a histogram child, observes how long it took."""
         task = spawn_task(self._guard(coro, request_id, timer), self.tasks)
-        # Cancelled before it ever ran (the socket closed at once): close ``coro``
-        # too, or Python warns that it was never awaited. A no-op once it ran.
+        # Cancelled before it ran: close ``coro`` (else "never awaited"); no-op after.
         task.add_done_callback(lambda _: coro.close())
         return task
 
