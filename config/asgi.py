@@ -14,6 +14,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from config.routing import OWN_CREDENTIAL_PATHS, websocket_urlpatterns  # noqa: E402
 from realtime.auth import RealtimeAuthMiddleware  # noqa: E402
+from realtime.gcpolicy import freeze_startup_objects  # noqa: E402
 from realtime.health import LivenessProbe  # noqa: E402
 from realtime.origin import RealtimeOriginValidator  # noqa: E402
 
@@ -29,3 +30,6 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# Last: everything imported so far lives as long as the process (realtime/gcpolicy.py).
+freeze_startup_objects()

@@ -270,6 +270,8 @@ realtime_settings = AppSettings(
             doc="violations per REALTIME_VIOLATION_WINDOW, then 4029",
         ),
         Knob("REALTIME_MAX_CONNECTIONS", 10000, "int", minimum=1, doc="then 4013"),
+        # realtime/gcpolicy.py: startup objects out of the collector's full passes.
+        Knob("REALTIME_GC_FREEZE", True, "bool", doc="gc.freeze() once started"),
         Knob("REALTIME_MAX_TASKS", 32, "int", minimum=1, doc="waiting handlers"),
         # Frames built once per process and written straight to the server's sockets
         # (realtime/direct.py); off sends every frame through ASGI's websocket.send.

@@ -47,6 +47,9 @@ DROPPED_ENV = frozenset({"REDIS_URL", "DATABASE_URL", "COVERAGE_PROCESS_START"})
 
 
 # ---------------------------------------------------------------- processes
+BACKLOG = 2048  # as manage.py serve: connections the kernel queues until accepted
+
+
 def server_command(server: str, port: int) -> list[str]:
     """The command of one server process on ``port``: daphne as ``make run`` starts
     it, uvicorn with docs/deployment.md's flags (and a backlog for reconnect storms)."""
@@ -60,12 +63,13 @@ def server_command(server: str, port: int) -> list[str]:
             "--ws-per-message-deflate",
             "false",
             "--backlog",
-            "2048",
+            str(BACKLOG),
         ]
     if server == "daphne":
-        return [str(BIN / "daphne"), "-b", HOST, "-p", str(port)] + [
-            "config.asgi:application"
-        ]
+        # Twisted's listen backlog is 50 unless the endpoint names one: a storm's
+        # SYNs beyond it are dropped and retried by the kernel a second later.
+        endpoint = f"tcp:port={port}:interface={HOST}:backlog={BACKLOG}"
+        return [str(BIN / "daphne"), "-e", endpoint, "config.asgi:application"]
     raise ClusterError(f"unknown server {server!r}: one of {', '.join(SERVERS)}")
 
 

@@ -88,9 +88,32 @@ def test_the_command_starts_the_chosen_server(monkeypatch):
     (daphne, daphne_options), (uvicorn, uvicorn_options), (ran, _) = started
     assert (daphne, uvicorn, ran) == ("daphne", "uvicorn", "uvicorn-run")
     assert daphne_options["port"] == 9
+    assert daphne_options["backlog"] == uvicorn_options["backlog"] == serve.BACKLOG
     assert daphne_options["proxy_forwarded_proto_header"] == "X-Forwarded-Proto"
     assert daphne_options["action_logger"] is not None
     assert uvicorn_options["ws_per_message_deflate"] is False
     assert uvicorn_options["access_log"] is False
     assert "drain on SIGTERM" in out.getvalue()
     live.set_server("asgi")
+
+
+def test_daphne_listens_with_the_backlog(monkeypatch):
+    import daphne.server
+
+    from realtime.management.commands.serve import run_daphne
+
+    made: list[dict] = []
+
+    class FakeServer:
+        def __init__(self, **options) -> None:
+            made.append(options)
+
+        def run(self) -> None:
+            pass
+
+    monkeypatch.setattr(daphne.server, "Server", FakeServer)
+    run_daphne(object(), host="127.0.0.1", port=9, backlog=300)
+    (options,) = made
+    # Twisted's own default (50) unless the endpoint names one.
+    assert options["endpoints"] == ["tcp:port=9:interface=127.0.0.1:backlog=300"]
+    assert options["signal_handlers"] is False
