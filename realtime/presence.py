@@ -5,7 +5,9 @@ every process, atomic), plain dicts in this process otherwise (the local-memory 
 per process too; these calls never yield, so they are atomic). Each
 entry holds its own expiry, refreshed by the connection's heartbeat: a server that
 dies without cleaning up loses its connections' presence after ``PRESENCE_TTL``.
-The room ``ALL`` holds every connection, for ``/api/realtime/stats/``.
+The room ``ALL`` holds every connection, for ``/api/realtime/stats/``; on Redis it is
+``ALL_SHARDS`` hashes, a connection's entry in the one its id picks, so that every
+connect and heartbeat does not write one key (on a Redis Cluster, one node).
 
 Two doors to the same entries. Code on the event loop uses the ``a``-prefixed
 functions (``apresence_set``, ``apresence_leave``, ``aroom_members``): on Redis they
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +36,7 @@ from realtime.conf import realtime_settings
 from realtime.looplocal import per_loop
 
 ALL = "_all"
+ALL_SHARDS = 16  # Redis hashes ``ALL`` is spread over, by connection id
 Clock = Callable[[], float]
 
 
@@ -140,8 +144,18 @@ class RedisPresence:
         self.aclient = aclient or (lambda: loop_client(url))
         self._writes = per_loop(lambda: BatchQueue(self._write_batch, max_batch=500))
 
-    def _key(self, room: str) -> str:
+    def _key(self, room: str, conn_id: str = "") -> str:
+        """The hash holding ``conn_id``'s entry in ``room``."""
+        if room == ALL:
+            shard = zlib.crc32(conn_id.encode()) % ALL_SHARDS
+            return f"{self.prefix}presence:{ALL}:{shard}"
         return f"{self.prefix}presence:{room}"
+
+    def _keys(self, room: str) -> list[str]:
+        """Every hash of ``room``: one, or ``ALL``'s shards."""
+        if room == ALL:
+            return [f"{self.prefix}presence:{ALL}:{n}" for n in range(ALL_SHARDS)]
+        return [self._key(room)]
 
     def _value(self, info: dict, ttl: float) -> str:
         return json.dumps([self.clock() + ttl, info], separators=(",", ":"))
@@ -159,20 +173,30 @@ class RedisPresence:
         return live, dead
 
     def set(self, room: str, conn_id: str, info: dict, ttl: float) -> None:
-        key = self._key(room)
+        key = self._key(room, conn_id)
         pipe = self.client.pipeline()
         pipe.hset(key, conn_id, self._value(info, ttl))
         pipe.expire(key, int(ttl) + 1)
         pipe.execute()
 
     def remove(self, room: str, conn_id: str) -> None:
-        self.client.hdel(self._key(room), conn_id)
+        self.client.hdel(self._key(room, conn_id), conn_id)
 
     def members(self, room: str) -> dict[str, dict]:
-        key = self._key(room)
-        live, dead = self._live(self.client.hgetall(key))
-        if dead:
-            self.client.hdel(key, *dead)
+        keys = self._keys(room)
+        if len(keys) == 1:
+            answers = [self.client.hgetall(keys[0])]
+        else:
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(key)
+            answers = pipe.execute()
+        live: dict[str, dict] = {}
+        for key, raw in zip(keys, answers, strict=True):
+            found, dead = self._live(raw)
+            live.update(found)
+            if dead:
+                self.client.hdel(key, *dead)
         return live
 
     # The event loop's door: failures as ``Unavailable``. Writes share a pipeline:
@@ -199,11 +223,11 @@ class RedisPresence:
             conn_id = write["conn_id"]
             if "rooms" in write:
                 for room in write["rooms"]:
-                    pipe.hdel(self._key(room), conn_id)
+                    pipe.hdel(self._key(room, conn_id), conn_id)
                 continue
             ttl = write["ttl"]
             for room, info in write["entries"].items():
-                key = self._key(room)
+                key = self._key(room, conn_id)
                 pipe.hset(key, conn_id, self._value(info, ttl))
                 pipe.expire(key, int(ttl) + 1)
         with unavailable_when_down("presence write"):
@@ -211,12 +235,22 @@ class RedisPresence:
         return [None] * len(writes)
 
     async def amembers(self, room: str) -> dict[str, dict]:
-        key = self._key(room)
+        keys = self._keys(room)
         client = self.aclient()
+        live: dict[str, dict] = {}
         with unavailable_when_down("presence read"):
-            live, dead = self._live(await client.hgetall(key))
-            if dead:
-                await client.hdel(key, *dead)
+            if len(keys) == 1:
+                answers = [await client.hgetall(keys[0])]
+            else:
+                pipe = client.pipeline(transaction=False)
+                for key in keys:
+                    pipe.hgetall(key)
+                answers = await pipe.execute()
+            for key, raw in zip(keys, answers, strict=True):
+                found, dead = self._live(raw)
+                live.update(found)
+                if dead:
+                    await client.hdel(key, *dead)
         return live
 
     async def aoccupied(self, rooms: list[str]) -> set[str]:
@@ -225,11 +259,14 @@ class RedisPresence:
         if not rooms:
             return set()
         pipe = self.aclient().pipeline(transaction=False)
+        owners = []
         for room in rooms:
-            pipe.hgetall(self._key(room))
+            for key in self._keys(room):
+                pipe.hgetall(key)
+                owners.append(room)
         with unavailable_when_down("presence read"):
             answers = await pipe.execute()
-        pairs = zip(rooms, answers, strict=True)
+        pairs = zip(owners, answers, strict=True)
         return {room for room, raw in pairs if self._live(raw)[0]}
 
 

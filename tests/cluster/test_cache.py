@@ -98,6 +98,14 @@ def test_the_project_on_the_cluster_cache(redis_cluster, settings):
     )
     store.remove(rooms[0], "c1")
     assert store.members(rooms[0]) == {"c2": {"user": 8}}
+    # Every connection's ALL entry: its shards live on every node.
+    nodes = {
+        store.client.get_node_from_key(key).name for key in store._keys(presence.ALL)
+    }
+    assert len(nodes) == 3
+    for n in range(30):
+        store.set(presence.ALL, f"a{n}", {"n": n}, 30)
+    assert len(store.members(presence.ALL)) == 30
     presence.reset_store()
 
 

@@ -157,7 +157,7 @@ async def test_async_presence_is_shared_by_two_processes_and_the_sync_side():
         await b.aset_many("b1", {}, 10)  # nothing to write: no round trip
         assert await a.amembers("room") == {}
     finally:
-        sync_client.delete(f"{prefix}presence:room", f"{prefix}presence:{ALL}")
+        sync_client.delete(f"{prefix}presence:room", *a._keys(ALL))
         sync_client.close()
         await client_a.aclose()
         await client_b.aclose()

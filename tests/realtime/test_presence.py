@@ -252,3 +252,49 @@ def test_stores_read_the_toolkit_clock_by_default(fake_clock, redis_client):
         assert store.members("room") == {"c1": {"n": 1}}
         fake_clock.advance(0.1)  # only the installed clock moved
         assert store.members("room") == {}
+
+
+def test_every_connection_is_spread_over_the_all_shards(redis_client, clock):
+    """``ALL`` is ``ALL_SHARDS`` hashes (every connect and heartbeat writes it: on a
+    Redis Cluster one hash would be one node's load), read back as one room."""
+    prefix = f"test-{uuid.uuid4().hex}:"
+    store = RedisPresence(redis_client, prefix, clock=clock)
+    for n in range(200):
+        store.set(presence.ALL, f"c{n}", {"n": n}, ttl=10)
+    sizes = [
+        redis_client.hlen(f"{prefix}presence:{presence.ALL}:{shard}")
+        for shard in range(presence.ALL_SHARDS)
+    ]
+    assert sum(sizes) == 200 and max(sizes) < 40 and min(sizes) > 0
+    assert not redis_client.exists(f"{prefix}presence:{presence.ALL}")
+    members = store.members(presence.ALL)
+    assert members == {f"c{n}": {"n": n} for n in range(200)}
+    store.remove(presence.ALL, "c7")
+    assert "c7" not in store.members(presence.ALL)
+    clock.now += 11  # every entry expired: pruned from every shard on read
+    assert store.members(presence.ALL) == {}
+    assert (
+        sum(
+            redis_client.hlen(f"{prefix}presence:{presence.ALL}:{shard}")
+            for shard in range(presence.ALL_SHARDS)
+        )
+        == 0
+    )
+
+
+async def test_the_event_loops_door_reads_and_writes_the_same_shards(clock):
+    import redis.asyncio
+
+    prefix = f"test-{uuid.uuid4().hex}:"
+    client = redis.asyncio.Redis.from_url(redis_url())
+    store = RedisPresence(None, prefix, clock=clock, aclient=lambda: client)
+    try:
+        for n in range(40):
+            await store.aset_many(f"c{n}", {presence.ALL: {"n": n}, "hall": {}}, 10)
+        assert len(await store.amembers(presence.ALL)) == 40
+        assert len(await store.amembers("hall")) == 40
+        await store.aremove_many("c3", [presence.ALL, "hall"])
+        everyone = await store.amembers(presence.ALL)
+        assert len(everyone) == 39 and "c3" not in everyone
+    finally:
+        await client.aclose()
