@@ -64,12 +64,21 @@ def server_command(server: str, port: int) -> list[str]:
             "false",
             "--backlog",
             str(BACKLOG),
+            "--ws-ping-interval",  # as manage.py serve: the heartbeat is the keepalive
+            "0",
         ]
     if server == "daphne":
         # Twisted's listen backlog is 50 unless the endpoint names one: a storm's
         # SYNs beyond it are dropped and retried by the kernel a second later.
         endpoint = f"tcp:port={port}:interface={HOST}:backlog={BACKLOG}"
-        return [str(BIN / "daphne"), "-e", endpoint, "config.asgi:application"]
+        ping_off = ["--ping-interval", "1000000000"]  # as manage.py serve
+        return [
+            str(BIN / "daphne"),
+            "-e",
+            endpoint,
+            *ping_off,
+            "config.asgi:application",
+        ]
     raise ClusterError(f"unknown server {server!r}: one of {', '.join(SERVERS)}")
 
 

@@ -199,7 +199,9 @@ class Ours(Target):
     def command(self, port: int) -> list[str]:
         """daphne, one process, no access log, same backlog as the other targets."""
         endpoint = f"tcp:port={port}:interface={HOST}:backlog=2048"
-        return [PY, "-m", "daphne", "-v", "0", "-e", endpoint, ASGI_APP]
+        # As manage.py serve: no keepalive pings of daphne's own (the heartbeat's).
+        ping_off = ["--ping-interval", "1000000000"]
+        return [PY, "-m", "daphne", "-v", "0", "-e", endpoint, *ping_off, ASGI_APP]
 
     def ready(self) -> None:
         """Log in as the bench user."""
@@ -297,5 +299,6 @@ class OursUvicorn(Ours):
     name = "ours_uvicorn"
 
     def command(self, port: int) -> list[str]:
-        """uvicorn, one process, no access log, like the baseline."""
-        return uvicorn_command(ASGI_APP, port)
+        """uvicorn, one process, no access log, like the baseline; as manage.py
+        serve, no keepalive pings of uvicorn's own (the heartbeat's)."""
+        return [*uvicorn_command(ASGI_APP, port), "--ws-ping-interval", "0"]

@@ -117,3 +117,11 @@ def test_daphne_listens_with_the_backlog(monkeypatch):
     # Twisted's own default (50) unless the endpoint names one.
     assert options["endpoints"] == ["tcp:port=9:interface=127.0.0.1:backlog=300"]
     assert options["signal_handlers"] is False
+    # The protocol's heartbeat is every socket's keepalive: daphne's own never pings.
+    assert options["ping_interval"] >= 10**9
+
+
+def test_uvicorn_sends_no_keepalive_pings_of_its_own():
+    server = uvicorn_server(object(), host="127.0.0.1", port=9)
+    assert server.config.ws_ping_interval is None
+    assert server.config.ws_ping_timeout is None
