@@ -21,6 +21,9 @@ HEADLINE = {
     "rss_growth_mb": "-",
     "publisher_skipped_backpressure": "-",
     "rate_limited": "-",
+    "idle_cpu_pct": "-",
+    "idle_cpu_pct_per_10k": "-",
+    "closed_while_idle": "-",
     "loadgen_cpu_pct": "=",
     "other_cpu_pct": "=",
 }
@@ -60,6 +63,9 @@ GOALS = [
     ("N4", "deliveries_per_s", "ours_uvicorn", "baseline", 2.0),
     ("N4", "deliveries_per_s", "ours", "node_ws", 0.8),
     ("N4", "deliveries_per_s", "ours_uvicorn", "node_ws", 0.8),
+    ("N5", "rss_per_conn_kb", "ours_uvicorn", None, 20.0),
+    ("N5", "idle_cpu_pct_per_10k", "ours", None, 5.0),
+    ("N5", "idle_cpu_pct_per_10k", "ours_uvicorn", None, 5.0),
 ]
 
 

@@ -34,7 +34,13 @@ ALL_WORKLOADS = ["W1", "W2", "W3", "W4"]  # W5 is opt-in: --workloads W5
 ISSUE = sorted(ISSUE_WORKLOADS)
 KNOWN_WORKLOADS = [*ALL_WORKLOADS, "W5", *ISSUE]
 # What each load client implements an N workload as (`kind` in the spec).
-KIND = {"N1": "connects", "N2": "roundtrips", "N3": "fanout", "N4": "fanout"}
+KIND = {
+    "N1": "connects",
+    "N2": "roundtrips",
+    "N3": "fanout",
+    "N4": "fanout",
+    "N5": "idle",
+}
 CLIENTS = {"python": "bench.loadgen", "node": "bench.node"}
 # Without --targets, a target runs only if it supports a requested workload.
 DEFAULT_TARGETS = (
@@ -103,6 +109,18 @@ FULL = {
         "sat_s": 10.0,
         "concurrency": 100,
     },
+    # ... and 10,000 idle sockets on one process (1,000 sessions of 10), heartbeats
+    # on at the server's defaults (a ping every 30 s, answered): server CPU over
+    # 61 s (two beats each) and RSS per socket.
+    "N5": {
+        "sessions": 1000,
+        "size": 10,
+        "users_share": 0.5,
+        "concurrency": 100,
+        "settle_s": 3.0,
+        "idle_s": 61.0,
+        "connect_limit_s": 240.0,
+    },
 }
 QUICK = {
     "W1": {**FULL["W1"], "ns": [100, 1000], "fixed_s": 3.0, "sat_s": 3.0},
@@ -122,6 +140,7 @@ QUICK = {
     "N2": {**FULL["N2"], "n": 20, "duration_s": 3.0},
     "N3": {**FULL["N3"], "sat_s": 3.0},
     "N4": {**FULL["N4"], "sat_s": 3.0},
+    "N5": {**FULL["N5"], "sessions": 200, "idle_s": 31.0},  # one beat each
 }
 
 
@@ -158,7 +177,7 @@ def build_spec(target: Target, workload: str, p: dict) -> dict:
 
 def issue_spec(target: Target, workload: str, p: dict) -> dict:
     """URLs of an N workload, the same for both load clients."""
-    if workload == "N1":
+    if workload in ("N1", "N5"):
         warm = target.session_rooms(1, 10, p["users_share"])
         rooms = target.session_rooms(p["sessions"], p["size"], p["users_share"])
         return {
@@ -186,6 +205,8 @@ def budget(workload: str, p: dict) -> float:
         return 90 + p["duration_s"]
     if workload == "W1":
         return 60 + len(p["ns"]) * (p["fixed_s"] + p["sat_s"] + 120)
+    if workload == "N5":
+        return 120 + p["connect_limit_s"] + p["idle_s"]
     if workload in ("W2", "N1"):
         return 240
     if workload == "W3":

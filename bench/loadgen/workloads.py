@@ -413,7 +413,50 @@ def fanout(pool: Pool, spec: dict, probe: ServerProbe, log) -> dict:
     return out
 
 
+def idle(pool: Pool, spec: dict, probe: ServerProbe, log) -> dict:
+    """Idle sockets (N5): N connect and join, then hold still for ``idle_s``,
+    answering the server's pings; the server's CPU over that time and its RSS per
+    socket."""
+    p = spec["params"]
+    pool.call(0, "connect", role="sub", urls=spec["warm_urls"], timeout=60)
+    pool.call_all("close_all")
+    time.sleep(p["settle_s"])
+    rss0 = probe.rss_mb()
+    log(f"idle: connecting {len(spec['urls'])}")
+    c = _connect(pool, "sub", spec["urls"], p)
+    _quiesce(pool)  # the joins' notices
+    time.sleep(p["settle_s"])
+    log(f"idle: {c['ok']} sockets for {p['idle_s']} s")
+    ph = probe.phase()
+    time.sleep(p["idle_s"])
+    cpu = ph.stop()
+    rss1 = probe.rss_mb()
+    closed = _stats(pool, "sub")["closed"]
+    pool.call_all("close_all")
+    return _idle_result(
+        spec, c["ok"], c["failed"], c["errors"], closed, cpu, rss0, rss1
+    )
+
+
+def _idle_result(spec, ok, failed, errors, closed, cpu, rss0, rss1) -> dict:
+    held = max(1, ok)
+    return {
+        "n": len(spec["urls"]),
+        "connected": ok,
+        "failed": failed,
+        "errors": errors,
+        "idle_s": spec["params"]["idle_s"],
+        "closed_while_idle": closed,
+        "idle_cpu_pct": cpu["server_cpu_pct"],
+        "idle_cpu_pct_per_10k": round(cpu["server_cpu_pct"] * 10_000 / held, 2),
+        **cpu,
+        "rss_before_mb": rss0,
+        "rss_after_mb": rss1,
+        "rss_per_conn_kb": round((rss1 - rss0) * 1024 / held, 1),
+    }
+
+
 WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5}
 # The issue's workloads (N1-N4) by kind, the names the Node client uses too: W2's
 # and W3's code measures connects and round trips whatever rooms the URLs name.
-KINDS = {"connects": w2, "roundtrips": w3, "fanout": fanout}
+KINDS = {"connects": w2, "roundtrips": w3, "fanout": fanout, "idle": idle}

@@ -420,6 +420,52 @@ async function connects(spec, probe) {
   return out;
 }
 
+// Idle sockets (N5): connect and join, then hold still for idle_s answering the
+// server's pings; the server's CPU over that time and its RSS per socket.
+async function idle(spec, probe) {
+  const p = spec.params;
+  const conc = p.concurrency || 100;
+  const settle = (p.settle_s || 1) * 1000;
+  const stats = new Stats();
+  const warm = await connectAll(spec.warm_urls || [], () => new Receiver(stats), conc, 60);
+  await closeAll(warm.clients);
+  await sleep(settle);
+  const rss0 = await probe.rssMb();
+  log(`idle: connecting ${spec.urls.length}`);
+  const c = await connectAll(spec.urls, () => new Receiver(stats), conc, p.connect_limit_s || 120);
+  await quiesce();
+  await sleep(settle);
+  log(`idle: ${c.clients.length} sockets for ${p.idle_s} s`);
+  await probe.phaseStart();
+  await sleep(p.idle_s * 1000);
+  const cpu = await probe.phaseStop();
+  const rss1 = await probe.rssMb();
+  const closed = c.clients.filter((x) => x.closed).length;
+  await closeAll(c.clients);
+  const held = Math.max(1, c.clients.length);
+  const out = {
+    n: spec.urls.length,
+    connected: c.clients.length,
+    failed: c.failed,
+    errors: c.errors,
+    idle_s: p.idle_s,
+    closed_while_idle: closed,
+    ...cpu,
+  };
+  if (cpu.server_cpu_pct !== undefined) {
+    out.idle_cpu_pct = cpu.server_cpu_pct;
+    out.idle_cpu_pct_per_10k = round((cpu.server_cpu_pct * 10000) / held, 2);
+  }
+  if (rss0 !== null && rss1 !== null) {
+    Object.assign(out, {
+      rss_before_mb: rss0,
+      rss_after_mb: rss1,
+      rss_per_conn_kb: round(((rss1 - rss0) * 1024) / held, 1),
+    });
+  }
+  return out;
+}
+
 async function roundtrips(spec, probe) {
   const p = spec.params;
   const stats = new Stats();
@@ -523,7 +569,7 @@ async function drain(stats, expected, limitS) {
   return round((performance.now() - t0) / 1000, 2);
 }
 
-const KINDS = { connects, roundtrips, fanout };
+const KINDS = { connects, roundtrips, fanout, idle };
 
 // ------------------------------------------------------------------ main
 async function main() {

@@ -58,7 +58,7 @@ class Messenger:
 
 DEVICES_PER_USER = 2
 # The performance issue's workloads, each run with both load clients (run.py).
-ISSUE_WORKLOADS = frozenset({"N1", "N2", "N3", "N4"})
+ISSUE_WORKLOADS = frozenset({"N1", "N2", "N3", "N4", "N5"})
 
 
 def messenger_plan(

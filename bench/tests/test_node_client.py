@@ -31,6 +31,14 @@ PARAMS = {
     "N1": {"sessions": 3, "size": 4, "users_share": 0.5, "settle_s": 0.2},
     "N2": {"n": 3, "duration_s": 0.5, "concurrency": 3},
     "N3": {"receivers": 5, "senders": 3, "window": 2, "sat_s": 0.5},
+    "N5": {
+        "sessions": 3,
+        "size": 4,
+        "users_share": 0.5,
+        "settle_s": 0.2,
+        "idle_s": 0.5,
+        "connect_limit_s": 30,
+    },
 }
 
 
@@ -80,3 +88,14 @@ def test_fan_out_senders_close_their_windows_and_nothing_is_lost(server, client)
     assert res["lost"] == 0
     assert res["deliveries"] == res["messages_sent"] * 5
     assert res["min_per_sub"] == res["messages_sent"]
+
+
+@pytest.mark.parametrize("client", ["python", "node"])
+def test_idle_sockets_are_held_and_the_server_measured_while_they_idle(server, client):
+    res = measure(server, "N5", client, f"n5-{client}")
+
+    assert res["connected"] == 12 and res["failed"] == 0
+    assert res["closed_while_idle"] == 0
+    assert res["idle_s"] == 0.5
+    assert res["idle_cpu_pct"] >= 0 and "idle_cpu_pct_per_10k" in res
+    assert "rss_per_conn_kb" in res
