@@ -3,7 +3,7 @@
 .venv/bin/python -m bench.run --quick --targets baseline,naive_channels
 .venv/bin/python -m bench.run                      # full run, every target and workload
 .venv/bin/python -m bench.run --targets trivial --workloads W1 --window 16  # ceiling
-.venv/bin/python -m bench.run --workloads N1,N2,N3,N4  # the issue's, both clients
+.venv/bin/python -m bench.run --workloads N1,N2,N3,N4,N5  # the issue's, both clients
 """
 
 from __future__ import annotations
@@ -373,14 +373,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--workloads",
         default=",".join(ALL_WORKLOADS),
-        help="W1,W2,W3,W4 (default), W5 (messenger) and N1,N2,N3,N4 (the "
+        help="W1,W2,W3,W4 (default), W5 (messenger) and N1,N2,N3,N4,N5 (the "
         "performance issue's, with both load clients) on request",
     )
     ap.add_argument(
         "--client",
         choices=["python", "node", "both"],
         default="both",
-        help="load client for N1-N4: the Python one, Node.js ws, or both (default)",
+        help="load client for N1-N5: the Python one, Node.js ws, or both (default)",
     )
     ap.add_argument(
         "--client-procs",
