@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from realtime.listening import UVICORN_FLAGS, daphne_flags
 from scripts.balancer import Balancer
 from scripts.services import (
     HOST,
@@ -47,7 +48,6 @@ DROPPED_ENV = frozenset({"REDIS_URL", "DATABASE_URL", "COVERAGE_PROCESS_START"})
 
 
 # ---------------------------------------------------------------- processes
-BACKLOG = 2048  # as manage.py serve: connections the kernel queues until accepted
 
 
 def server_command(server: str, port: int) -> list[str]:
@@ -62,23 +62,12 @@ def server_command(server: str, port: int) -> list[str]:
             "--no-access-log",
             "--ws-per-message-deflate",
             "false",
-            "--backlog",
-            str(BACKLOG),
-            "--ws-ping-interval",  # as manage.py serve: the heartbeat is the keepalive
-            "0",
+            *UVICORN_FLAGS,  # as manage.py serve (realtime.listening)
         ]
     if server == "daphne":
-        # Twisted's listen backlog is 50 unless the endpoint names one: a storm's
-        # SYNs beyond it are dropped and retried by the kernel a second later.
-        endpoint = f"tcp:port={port}:interface={HOST}:backlog={BACKLOG}"
-        ping_off = ["--ping-interval", "1000000000"]  # as manage.py serve
-        return [
-            str(BIN / "daphne"),
-            "-e",
-            endpoint,
-            *ping_off,
-            "config.asgi:application",
-        ]
+        # As manage.py serve: the backlog named, no pings of daphne's own.
+        flags = daphne_flags(HOST, port)
+        return [str(BIN / "daphne"), *flags, "config.asgi:application"]
     raise ClusterError(f"unknown server {server!r}: one of {', '.join(SERVERS)}")
 
 

@@ -31,6 +31,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from realtime.listening import daphne_flags
+
 from .base import (
     DEVICES_PER_USER,
     HOST,
@@ -198,10 +200,8 @@ class Ours(Target):
 
     def command(self, port: int) -> list[str]:
         """daphne, one process, no access log, same backlog as the other targets."""
-        endpoint = f"tcp:port={port}:interface={HOST}:backlog=2048"
-        # As manage.py serve: no keepalive pings of daphne's own (the heartbeat's).
-        ping_off = ["--ping-interval", "1000000000"]
-        return [PY, "-m", "daphne", "-v", "0", "-e", endpoint, *ping_off, ASGI_APP]
+        # As manage.py serve: the backlog named, no keepalive pings of daphne's own.
+        return [PY, "-m", "daphne", "-v", "0", *daphne_flags(HOST, port), ASGI_APP]
 
     def ready(self) -> None:
         """Log in as the bench user."""

@@ -23,6 +23,7 @@ from django.utils.module_loading import import_string
 
 from realtime import live
 from realtime.drain import Drainer
+from realtime.listening import BACKLOG, DAPHNE_NO_PING, daphne_endpoint
 
 logger = logging.getLogger("realtime.drain")
 
@@ -30,20 +31,6 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # What uvicorn still waits for after the drain (HTTP requests in flight): the
 # drain's deadline has already passed, so only a short grace is left.
 UVICORN_GRACE = 2
-
-
-# The listen backlog: connections the kernel completes and queues until the server
-# accepts them. Twisted's default is 50 and uvicorn's 2048; past it a storm's SYNs
-# are dropped and the clients' kernels send them again a second later (measured: a
-# /healthz probe took just over 1 s at the peak of a 1,000-client reconnect storm).
-BACKLOG = 2048
-
-# The servers' own keepalive pings are off: every socket already has the protocol's
-# heartbeat (§4, realtime/heartbeat.py), which proves the client reads, not just its
-# TCP stack, and closes 4003. daphne and uvicorn each pinged every 20 s on top of it:
-# bench N5 (2,000 idle sockets, heartbeat every 30 s) measured the idle server at
-# 6.0 % of a core on daphne and 9.1 % on uvicorn with them, 4.5 % and 4.7 % without.
-DAPHNE_NO_PING = 10**9  # seconds idle before daphne pings: never
 
 
 def start_reporter() -> asyncio.Task:
@@ -93,7 +80,7 @@ def uvicorn_server(application: Any, *, host: str, port: int, **options: Any):
         host=host,
         port=port,
         lifespan="off",  # Channels' router does not speak the lifespan protocol
-        ws_ping_interval=None,  # the protocol's heartbeat instead (above)
+        ws_ping_interval=None,  # the protocol's heartbeat instead (realtime.listening)
         ws_ping_timeout=None,
         timeout_graceful_shutdown=UVICORN_GRACE,
         **options,
@@ -127,7 +114,7 @@ def run_daphne(
 
     server = Server(
         application=application,
-        endpoints=[f"tcp:port={port}:interface={host}:backlog={backlog}"],
+        endpoints=[daphne_endpoint(host, port, backlog)],
         signal_handlers=False,
         ping_interval=DAPHNE_NO_PING,
         ready_callable=ready,
