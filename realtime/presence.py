@@ -147,15 +147,17 @@ class RedisPresence:
     def _key(self, room: str, conn_id: str = "") -> str:
         """The hash holding ``conn_id``'s entry in ``room``."""
         if room == ALL:
-            shard = zlib.crc32(conn_id.encode()) % ALL_SHARDS
-            return f"{self.prefix}presence:{ALL}:{shard}"
+            return self._all_key(zlib.crc32(conn_id.encode()) % ALL_SHARDS)
         return f"{self.prefix}presence:{room}"
 
     def _keys(self, room: str) -> list[str]:
         """Every hash of ``room``: one, or ``ALL``'s shards."""
         if room == ALL:
-            return [f"{self.prefix}presence:{ALL}:{n}" for n in range(ALL_SHARDS)]
+            return [self._all_key(shard) for shard in range(ALL_SHARDS)]
         return [self._key(room)]
+
+    def _all_key(self, shard: int) -> str:
+        return f"{self.prefix}presence:{ALL}:{shard}"
 
     def _value(self, info: dict, ttl: float) -> str:
         return json.dumps([self.clock() + ttl, info], separators=(",", ":"))
@@ -171,6 +173,20 @@ class RedisPresence:
             else:
                 dead.append(cid)
         return live, dead
+
+    def _merge(
+        self, keys: list[str], answers: list[dict]
+    ) -> tuple[dict[str, dict], list[tuple[str, list[Any]]]]:
+        """One room's ``HGETALL`` answers (one per hash): its live entries, and
+        each hash's expired fields to prune."""
+        live: dict[str, dict] = {}
+        expired = []
+        for key, raw in zip(keys, answers, strict=True):
+            found, dead = self._live(raw)
+            live.update(found)
+            if dead:
+                expired.append((key, dead))
+        return live, expired
 
     def set(self, room: str, conn_id: str, info: dict, ttl: float) -> None:
         key = self._key(room, conn_id)
@@ -191,12 +207,9 @@ class RedisPresence:
             for key in keys:
                 pipe.hgetall(key)
             answers = pipe.execute()
-        live: dict[str, dict] = {}
-        for key, raw in zip(keys, answers, strict=True):
-            found, dead = self._live(raw)
-            live.update(found)
-            if dead:
-                self.client.hdel(key, *dead)
+        live, expired = self._merge(keys, answers)
+        for key, dead in expired:
+            self.client.hdel(key, *dead)
         return live
 
     # The event loop's door: failures as ``Unavailable``. Writes share a pipeline:
@@ -237,7 +250,6 @@ class RedisPresence:
     async def amembers(self, room: str) -> dict[str, dict]:
         keys = self._keys(room)
         client = self.aclient()
-        live: dict[str, dict] = {}
         with unavailable_when_down("presence read"):
             if len(keys) == 1:
                 answers = [await client.hgetall(keys[0])]
@@ -246,11 +258,9 @@ class RedisPresence:
                 for key in keys:
                     pipe.hgetall(key)
                 answers = await pipe.execute()
-            for key, raw in zip(keys, answers, strict=True):
-                found, dead = self._live(raw)
-                live.update(found)
-                if dead:
-                    await client.hdel(key, *dead)
+            live, expired = self._merge(keys, answers)
+            for key, dead in expired:
+                await client.hdel(key, *dead)
         return live
 
     async def aoccupied(self, rooms: list[str]) -> set[str]:

@@ -54,6 +54,22 @@ def _stats(pool: Pool, role: str) -> dict:
     }
 
 
+def _warm_up(pool: Pool, spec: dict, settle: float) -> None:
+    """A few sockets opened and closed first (imports, caches), then a pause."""
+    pool.call(0, "connect", role="sub", urls=spec["warm_urls"], timeout=60)
+    pool.call_all("close_all")
+    time.sleep(settle)
+
+
+def _rss_figures(rss0: float, rss1: float, sockets: int) -> dict:
+    """The server's RSS before and after, and per socket held."""
+    return {
+        "rss_before_mb": rss0,
+        "rss_after_mb": rss1,
+        "rss_per_conn_kb": round((rss1 - rss0) * 1024 / sockets, 1),
+    }
+
+
 def _drain(pool: Pool, expected: int, limit: float) -> float:
     """Wait for the expected deliveries, or no progress for 2 s, or limit."""
     t0 = last_change = time.monotonic()
@@ -135,9 +151,7 @@ def w1(pool: Pool, spec: dict, probe: ServerProbe, log) -> dict:
 def w2(pool: Pool, spec: dict, probe: ServerProbe, log) -> dict:
     """Connections: N sockets connect and join; conn/s and server RSS per socket."""
     p = spec["params"]
-    pool.call(0, "connect", role="sub", urls=spec["warm_urls"], timeout=60)
-    pool.call_all("close_all")
-    time.sleep(p.get("settle_s", 1.0))
+    _warm_up(pool, spec, p.get("settle_s", 1.0))
     rss0 = probe.rss_mb()
     log(f"W2: connecting {len(spec['urls'])}")
     t0 = time.monotonic()
@@ -161,9 +175,7 @@ def w2(pool: Pool, spec: dict, probe: ServerProbe, log) -> dict:
         "connect_p99_ms": round(float(np.percentile(ms, 99)), 2),
         "server_cpu_ms_per_conn": round(10 * cpu["server_cpu_pct"] * dt / ok, 3),
         **cpu,
-        "rss_before_mb": rss0,
-        "rss_after_mb": rss1,
-        "rss_per_conn_kb": round((rss1 - rss0) * 1024 / ok, 1),
+        **_rss_figures(rss0, rss1, ok),
     }
 
 
@@ -418,9 +430,7 @@ def idle(pool: Pool, spec: dict, probe: ServerProbe, log) -> dict:
     answering the server's pings; the server's CPU over that time and its RSS per
     socket."""
     p = spec["params"]
-    pool.call(0, "connect", role="sub", urls=spec["warm_urls"], timeout=60)
-    pool.call_all("close_all")
-    time.sleep(p["settle_s"])
+    _warm_up(pool, spec, p["settle_s"])
     rss0 = probe.rss_mb()
     log(f"idle: connecting {len(spec['urls'])}")
     c = _connect(pool, "sub", spec["urls"], p)
@@ -450,9 +460,7 @@ def _idle_result(spec, ok, failed, errors, closed, cpu, rss0, rss1) -> dict:
         "idle_cpu_pct": cpu["server_cpu_pct"],
         "idle_cpu_pct_per_10k": round(cpu["server_cpu_pct"] * 10_000 / held, 2),
         **cpu,
-        "rss_before_mb": rss0,
-        "rss_after_mb": rss1,
-        "rss_per_conn_kb": round((rss1 - rss0) * 1024 / held, 1),
+        **_rss_figures(rss0, rss1, held),
     }
 
 

@@ -376,15 +376,30 @@ async function quiesce(idleS = 0.5, limitS = 30) {
 }
 
 // ------------------------------------------------------------------ workloads
+// A few sockets opened and closed first (imports, caches), then a pause.
+async function warmUp(spec, stats, conc, settleMs) {
+  const warm = await connectAll(spec.warm_urls || [], () => new Receiver(stats), conc, 60);
+  await closeAll(warm.clients);
+  await sleep(settleMs);
+}
+
+// The server's RSS before and after, and per socket held (nothing if unread).
+function rssFigures(rss0, rss1, sockets) {
+  if (rss0 === null || rss1 === null) return {};
+  return {
+    rss_before_mb: rss0,
+    rss_after_mb: rss1,
+    rss_per_conn_kb: round(((rss1 - rss0) * 1024) / sockets, 1),
+  };
+}
+
 async function connects(spec, probe) {
   const p = spec.params;
   const conc = p.concurrency || 100;
   const limit = p.connect_limit_s || 120;
   const settle = (p.settle_s || 1) * 1000;
   const stats = new Stats();
-  const warm = await connectAll(spec.warm_urls || [], () => new Receiver(stats), conc, 60);
-  await closeAll(warm.clients);
-  await sleep(settle);
+  await warmUp(spec, stats, conc, settle);
   const rss0 = await probe.rssMb();
   log(`connects: ${spec.urls.length} sockets`);
   const t0 = performance.now();
@@ -410,14 +425,7 @@ async function connects(spec, probe) {
   if (cpu.server_cpu_pct !== undefined) {
     out.server_cpu_ms_per_conn = round((10 * cpu.server_cpu_pct * dt) / ok, 3);
   }
-  if (rss0 !== null && rss1 !== null) {
-    Object.assign(out, {
-      rss_before_mb: rss0,
-      rss_after_mb: rss1,
-      rss_per_conn_kb: round(((rss1 - rss0) * 1024) / ok, 1),
-    });
-  }
-  return out;
+  return Object.assign(out, rssFigures(rss0, rss1, ok));
 }
 
 // Idle sockets (N5): connect and join, then hold still for idle_s answering the
@@ -427,9 +435,7 @@ async function idle(spec, probe) {
   const conc = p.concurrency || 100;
   const settle = (p.settle_s || 1) * 1000;
   const stats = new Stats();
-  const warm = await connectAll(spec.warm_urls || [], () => new Receiver(stats), conc, 60);
-  await closeAll(warm.clients);
-  await sleep(settle);
+  await warmUp(spec, stats, conc, settle);
   const rss0 = await probe.rssMb();
   log(`idle: connecting ${spec.urls.length}`);
   const c = await connectAll(spec.urls, () => new Receiver(stats), conc, p.connect_limit_s || 120);
@@ -456,14 +462,7 @@ async function idle(spec, probe) {
     out.idle_cpu_pct = cpu.server_cpu_pct;
     out.idle_cpu_pct_per_10k = round((cpu.server_cpu_pct * 10000) / held, 2);
   }
-  if (rss0 !== null && rss1 !== null) {
-    Object.assign(out, {
-      rss_before_mb: rss0,
-      rss_after_mb: rss1,
-      rss_per_conn_kb: round(((rss1 - rss0) * 1024) / held, 1),
-    });
-  }
-  return out;
+  return Object.assign(out, rssFigures(rss0, rss1, held));
 }
 
 async function roundtrips(spec, probe) {
