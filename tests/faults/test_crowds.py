@@ -96,7 +96,7 @@ async def _storm(cluster, url: str) -> None:
     print(f"1000 back in {took:.1f} s; healthz worst {worst * 1000:.0f} ms")
     assert took < 60, took
     # Measured here (2 cores shared by both servers, HAProxy and these 1,000
-    # clients): 0.26-0.63 s at the peak over ten runs. It was 0.5-1.1 s with
+    # clients): 0.26-0.88 s at the peak over fourteen runs. It was 0.5-1.1 s with
     # Twisted's listen backlog of 50 (a dropped SYN waits 1 s for the kernel to send
     # it again) and full collections walking every startup object
     # (realtime/gcpolicy.py).
