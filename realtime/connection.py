@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -31,6 +32,7 @@ from realtime.protocol import (
     InvalidMessage,
     RequestTimeout,
     StrictModel,
+    encode_frame,
     utc_timestamp,
 )
 from realtime.tokens import MAX_TOKEN_LENGTH
@@ -116,16 +118,26 @@ class CommonMessages:
         """After ``on_connect``: the heartbeat, and the credential's expiry."""
         hb = heartbeat_settings()
         self.heartbeat = Heartbeat(
-            send_ping=lambda nonce: self.send_frame("ping", {"nonce": nonce}),
+            send_ping=self._ping,
             on_dead=self._heartbeat_timeout,
             on_beat=self.refresh_membership,
             interval=hb["interval"],
             timeout=hb["timeout"],
             max_missed=int(hb["max_missed"]),
             spawn=self.spawn,
+            tick=float(conf.get("HEARTBEAT_TICK")),
         )
         self.heartbeat.start()
         self._arm_expiry()
+
+    def _ping(self: Any, nonce: str) -> Coroutine | None:
+        """The heartbeat's ping, written at once where the socket allows it (no task
+        per beat); otherwise the coroutine that sends it."""
+        self.meters.sent("ping").inc()
+        text = encode_frame("ping", {"nonce": nonce})
+        if self.outbox.send_text_now(text):
+            return None
+        return self.outbox.send_text(text)
 
     async def _heartbeat_timeout(self: Any) -> None:
         recent.record_close(self, CloseCode.HEARTBEAT_TIMEOUT, "no pong")

@@ -141,11 +141,18 @@ class Outbox(OrderedStreams):
         overtaken by it (no send in progress, no broadcast queued): that skips the
         ASGI hop and the server's framing, the larger part of answering a ping.
         """
-        if self.closing:
-            return
-        if self.queue is None and self.write_direct(text_frame(text)):
+        if self.closing or self.send_text_now(text):
             return
         await self.write({"type": "websocket.send", "text": text})
+
+    def send_text_now(self, text: str) -> bool:
+        """``send_text`` without awaiting: True if the frame is on the socket, False
+        if it needs ``send_text`` (nothing is written then)."""
+        return (
+            not self.closing
+            and self.queue is None
+            and self.write_direct(text_frame(text))
+        )
 
     async def send_bytes(self, data: bytes) -> None:
         if not self.closing:

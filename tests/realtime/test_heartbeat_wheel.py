@@ -1,0 +1,141 @@
+"""The heartbeat wheel (realtime/heartbeat.py): one timer per process, beats due within
+a tick sent in one turn of the loop, none late by a tick or more; a stopped heartbeat
+leaves nothing behind and one socket's failure does not stop the others'."""
+
+from __future__ import annotations
+
+import asyncio
+
+from realtime.heartbeat import Heartbeat, Wheel, wheel
+
+
+class Sockets:
+    """Heartbeats of fake sockets, each ping written at once (no task) and recorded
+    with the loop's time."""
+
+    def __init__(self) -> None:
+        self.pings: dict[int, list[float]] = {}
+        self.spawned = 0
+        self.tasks: set[asyncio.Task] = set()
+
+    def spawn(self, coro) -> asyncio.Task:
+        self.spawned += 1
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def heartbeat(self, n: int, *, interval=0.2, timeout=1.0, tick=0.1, ping=None):
+        self.pings[n] = []
+
+        def send_ping(nonce: str) -> None:
+            self.pings[n].append(asyncio.get_running_loop().time())
+
+        async def on_dead() -> None:
+            pass
+
+        return Heartbeat(
+            send_ping=ping or send_ping,
+            on_dead=on_dead,
+            interval=interval,
+            timeout=timeout,
+            max_missed=3,
+            spawn=self.spawn,
+            tick=tick,
+        )
+
+
+async def test_beats_due_within_a_tick_go_out_together_and_never_a_tick_late():
+    sockets = Sockets()
+    loop = asyncio.get_running_loop()
+    started: dict[int, float] = {}
+    beats = []
+    for n in range(20):  # started ~2 ms apart: over one tick or two
+        beat = sockets.heartbeat(n)
+        started[n] = loop.time()
+        beat.start()
+        beats.append(beat)
+        await asyncio.sleep(0.002)
+    # Twenty heartbeats wait in as many buckets as the ticks they were started over
+    # (and one), each bucket one turn of the loop.
+    ticks = int((loop.time() - started[0]) / 0.1) + 2
+    assert 1 <= len(wheel().buckets) <= ticks < 20
+    await asyncio.wait_for(_until(lambda: all(sockets.pings.values())), 2)
+    for beat in beats:
+        beat.stop()
+    times = {round(t[0], 2) for t in sockets.pings.values()}  # a turn: < 5 ms
+    assert len(times) <= ticks  # twenty pings in a turn of the loop per tick
+    for n, pings in sockets.pings.items():
+        late = pings[0] - (started[n] + 0.2)
+        assert -0.01 <= late < 0.1 + 0.05  # a tick, and the loop's own slack
+    assert sockets.spawned == 0  # written at once: no task per ping
+
+
+async def test_a_stopped_heartbeat_leaves_the_wheel_and_never_pings():
+    sockets = Sockets()
+    kept, stopped = sockets.heartbeat(1), sockets.heartbeat(2)
+    kept.start()
+    stopped.start()
+    assert len(wheel()) == 2
+    stopped.stop()
+    assert len(wheel()) == 1
+    await asyncio.wait_for(_until(lambda: sockets.pings[1]), 2)
+    kept.stop()
+    assert len(wheel()) == 0 and sockets.pings[2] == []
+
+
+async def test_one_failing_ping_does_not_stop_the_others(caplog):
+    sockets = Sockets()
+
+    def broken(nonce: str) -> None:
+        raise RuntimeError("socket gone wrong")
+
+    bad = sockets.heartbeat(1, ping=broken)
+    good = sockets.heartbeat(2)
+    bad.start()
+    good.start()
+    await asyncio.wait_for(_until(lambda: len(sockets.pings[2]) >= 2), 2)
+    good.stop()
+    bad.stop()
+    assert "heartbeat failed" in caplog.text
+
+
+async def test_a_ping_that_must_wait_gets_a_task_of_the_connection():
+    sockets = Sockets()
+    sent = asyncio.Event()
+
+    async def slow_send(nonce: str) -> None:
+        await asyncio.sleep(0)
+        sent.set()
+
+    beat = sockets.heartbeat(1, ping=lambda nonce: slow_send(nonce))
+    beat.start()
+    await asyncio.wait_for(sent.wait(), 2)
+    beat.stop()
+    assert sockets.spawned >= 1
+
+
+async def test_short_intervals_get_a_finer_tick_and_an_early_fire_is_not_lost():
+    sockets = Sockets()
+    beat = sockets.heartbeat(1, interval=0.04, timeout=0.08, tick=1.0)
+    assert beat.tick == 0.01  # a quarter of the interval, not the knob's second
+    beat.start()
+    w = wheel()
+    # asyncio may fire a timer up to its clock resolution early: the armed bucket
+    # is due even if the clock reads a hair before it.
+    w.armed_at = max(w.buckets)
+    w._fire()
+    assert len(sockets.pings[1]) == 1
+    beat.stop()
+
+
+async def _until(condition, step: float = 0.005) -> None:
+    while not condition():
+        await asyncio.sleep(step)
+
+
+def test_each_event_loop_has_its_own_wheel():
+    async def get() -> Wheel:
+        return wheel()
+
+    assert asyncio.run(get()) is not asyncio.run(get())
