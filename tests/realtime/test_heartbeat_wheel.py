@@ -17,6 +17,13 @@ class Sockets:
         self.pings: dict[int, list[float]] = {}
         self.spawned = 0
         self.tasks: set[asyncio.Task] = set()
+        self.pinged = asyncio.Event()
+
+    async def until(self, condition) -> None:
+        """Wait for ``condition`` over the pings so far, woken by each ping."""
+        while not condition():
+            self.pinged.clear()
+            await self.pinged.wait()
 
     def spawn(self, coro) -> asyncio.Task:
         self.spawned += 1
@@ -30,6 +37,7 @@ class Sockets:
 
         def send_ping(nonce: str) -> None:
             self.pings[n].append(asyncio.get_running_loop().time())
+            self.pinged.set()
 
         async def on_dead() -> None:
             pass
@@ -60,7 +68,7 @@ async def test_beats_due_within_a_tick_go_out_together_and_never_a_tick_late():
     # (and one), each bucket one turn of the loop.
     ticks = int((loop.time() - started[0]) / 0.1) + 2
     assert 1 <= len(wheel().buckets) <= ticks < 20
-    await asyncio.wait_for(_until(lambda: all(sockets.pings.values())), 2)
+    await asyncio.wait_for(sockets.until(lambda: all(sockets.pings.values())), 2)
     for beat in beats:
         beat.stop()
     times = {round(t[0], 2) for t in sockets.pings.values()}  # a turn: < 5 ms
@@ -79,7 +87,7 @@ async def test_a_stopped_heartbeat_leaves_the_wheel_and_never_pings():
     assert len(wheel()) == 2
     stopped.stop()
     assert len(wheel()) == 1
-    await asyncio.wait_for(_until(lambda: sockets.pings[1]), 2)
+    await asyncio.wait_for(sockets.until(lambda: sockets.pings[1]), 2)
     kept.stop()
     assert len(wheel()) == 0 and sockets.pings[2] == []
 
@@ -94,7 +102,7 @@ async def test_one_failing_ping_does_not_stop_the_others(caplog):
     good = sockets.heartbeat(2)
     bad.start()
     good.start()
-    await asyncio.wait_for(_until(lambda: len(sockets.pings[2]) >= 2), 2)
+    await asyncio.wait_for(sockets.until(lambda: len(sockets.pings[2]) >= 2), 2)
     good.stop()
     bad.stop()
     assert "heartbeat failed" in caplog.text
@@ -127,11 +135,6 @@ async def test_short_intervals_get_a_finer_tick_and_an_early_fire_is_not_lost():
     w._fire()
     assert len(sockets.pings[1]) == 1
     beat.stop()
-
-
-async def _until(condition, step: float = 0.005) -> None:
-    while not condition():
-        await asyncio.sleep(step)
 
 
 def test_each_event_loop_has_its_own_wheel():
