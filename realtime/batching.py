@@ -45,6 +45,11 @@ class BatchQueue:
 
     async def submit(self, **kwargs: Any) -> Any:
         """Store one write in the next batch: its result, or raise its error."""
+        return await self.post(**kwargs)
+
+    def post(self, **kwargs: Any) -> asyncio.Future:
+        """``submit`` without waiting: the future of the write's result (a caller
+        that does not await it reads its exception, e.g. in a done callback)."""
         future = asyncio.get_running_loop().create_future()
         self.waiting.append((kwargs, future))
         if self.task is None:
@@ -52,7 +57,12 @@ class BatchQueue:
             self.task = asyncio.create_task(
                 self._drain(), context=contextvars.Context()
             )
-        return await future
+        return future
+
+    async def settled(self) -> None:
+        """Wait until every write posted so far has its answer."""
+        while self.task is not None:
+            await asyncio.shield(self.task)
 
     async def _drain(self) -> None:
         batch: list[tuple[dict[str, Any], asyncio.Future]] = []

@@ -24,7 +24,7 @@ from realtime.broadcast import group_join, group_leave
 from realtime.callbacks import CallbackRegistry, CallbackTimeout
 from realtime.errors import Unavailable
 from realtime.heartbeat import Heartbeat, heartbeat_settings
-from realtime.presence import ALL, apresence_leave, apresence_set
+from realtime.presence import ALL, apresence_leave, apresence_post, apresence_set
 from realtime.protocol import (
     ClientEnvelope,
     CloseCode,
@@ -213,24 +213,35 @@ class CommonMessages:
     def _list_rooms(self: Any) -> None:
         self.presence[ALL]["rooms"] = [name for name in self.presence if name != ALL]
 
-    async def refresh_membership(self: Any) -> None:
+    def refresh_membership(self: Any) -> Coroutine | None:
         """On each answered heartbeat: presence entries live on (all of them in one
-        round trip), and group membership is renewed before channels-redis forgets
-        it (after a day). Redis not answering is logged; the next beat tries again
-        (entries outlive a missed beat: ``PRESENCE_TTL`` spans several)."""
-        try:
-            await apresence_set(conn_id=self.conn_id, entries=self.presence)
-        except Unavailable:
+        write, posted without waiting: no task per beat), and group membership is
+        renewed before channels-redis forgets it (after a day: the coroutine
+        returned, for the heartbeat to run). Redis not answering is logged; the next
+        beat tries again (entries outlive a missed beat: ``PRESENCE_TTL`` spans
+        several)."""
+        posted = apresence_post(conn_id=self.conn_id, entries=self.presence)
+        if posted is not None:
+            posted.add_done_callback(self._presence_refreshed)
+        now = clock.monotonic()
+        if now - self._groups_refreshed > float(conf.get("REALTIME_GROUP_REFRESH")):
+            self._groups_refreshed = now
+            return self._rejoin_groups()
+        return None
+
+    def _presence_refreshed(self: Any, posted: asyncio.Future) -> None:
+        error = None if posted.cancelled() else posted.exception()
+        if error is not None:
             logger.warning(
                 "presence refresh failed conn=%s",
                 self.conn_id,
                 extra=self.log_context(),
+                exc_info=None if isinstance(error, Unavailable) else error,
             )
-        now = clock.monotonic()
-        if now - self._groups_refreshed > float(conf.get("REALTIME_GROUP_REFRESH")):
-            self._groups_refreshed = now
-            for group in self.groups_joined:
-                await group_join(group, self.outbox)
+
+    async def _rejoin_groups(self: Any) -> None:
+        for group in self.groups_joined:
+            await group_join(group, self.outbox)
 
     async def join_group(self: Any, group: str) -> None:
         """Hear ``group``'s broadcasts (counted in before the join: what arrives

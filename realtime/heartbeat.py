@@ -100,9 +100,10 @@ class Heartbeat:
 
     No task sleeps per connection and no timer is made per beat: between beats a
     connection sits in one of the wheel's buckets. ``send_ping`` writes the ping
-    itself when it can (returning None) or returns a coroutine that does; a task
-    exists only for such a coroutine and while ``on_beat``/``on_dead`` run
-    (``spawn`` owns them, so they are cancelled with the connection).
+    itself when it can (returning None) or returns a coroutine that does;
+    ``on_beat`` is called at once on each answer and may return a coroutine too. A
+    task exists only for such a coroutine and ``on_dead`` (``spawn`` owns them, so
+    they are cancelled with the connection).
     """
 
     def __init__(
@@ -110,7 +111,7 @@ class Heartbeat:
         *,
         send_ping: Callable[[str], Coroutine | None],
         on_dead: Callable[[], Awaitable[None]],
-        on_beat: Callable[[], Awaitable[None] | None] | None = None,
+        on_beat: Callable[[], Coroutine | None] | None = None,
         interval: float,
         timeout: float,
         max_missed: int,
@@ -175,7 +176,7 @@ class Heartbeat:
         self.missed = 0
         self.stop()
         if self.on_beat is not None:
-            self.spawn(self._refresh())
+            self._refresh()
         self._schedule(self.interval)
 
     def _unanswered(self) -> None:
@@ -186,10 +187,19 @@ class Heartbeat:
             return
         self._schedule(self.interval)
 
-    async def _refresh(self) -> None:
+    def _refresh(self) -> None:
+        """``on_beat``, called at once; a coroutine it returns runs in a task."""
+        assert self.on_beat is not None
         try:
-            result = self.on_beat()
-            if result is not None:
-                await result
+            pending = self.on_beat()
         except Exception:  # a Redis blip must not stop the heartbeat
+            logger.warning("heartbeat refresh failed", exc_info=True)
+            return
+        if pending is not None:
+            self.spawn(self._finish(pending))
+
+    async def _finish(self, pending: Coroutine) -> None:
+        try:
+            await pending
+        except Exception:
             logger.warning("heartbeat refresh failed", exc_info=True)

@@ -20,6 +20,7 @@ sync ones and never yield.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import zlib
@@ -97,6 +98,16 @@ class LocalPresence:
     ) -> None:
         for room, info in entries.items():
             self.set(room, conn_id, info, ttl)
+
+    def post_many(
+        self, conn_id: str, entries: dict[str, dict], ttl: float
+    ) -> asyncio.Future | None:
+        for room, info in entries.items():
+            self.set(room, conn_id, info, ttl)
+        return None  # written
+
+    async def settled(self) -> None:
+        pass  # nothing is ever in flight
 
     async def aremove_many(self, conn_id: str, rooms: list[str]) -> None:
         for room in rooms:
@@ -224,6 +235,17 @@ class RedisPresence:
         if entries:
             await self._writes().submit(conn_id=conn_id, entries=entries, ttl=ttl)
 
+    def post_many(
+        self, conn_id: str, entries: dict[str, dict], ttl: float
+    ) -> asyncio.Future | None:
+        """``aset_many`` without waiting: the write's future (None if empty)."""
+        if not entries:
+            return None
+        return self._writes().post(conn_id=conn_id, entries=entries, ttl=ttl)
+
+    async def settled(self) -> None:
+        await self._writes().settled()
+
     async def aremove_many(self, conn_id: str, rooms: list[str]) -> None:
         if rooms:
             await self._writes().submit(conn_id=conn_id, rooms=rooms)
@@ -330,6 +352,18 @@ def room_members(room: str) -> dict[str, dict]:
 async def apresence_set(*, conn_id: str, entries: dict[str, dict]) -> None:
     """``presence_set`` on the event loop: one round trip for every room."""
     await get_store().aset_many(conn_id, entries, presence_ttl())
+
+
+def apresence_post(*, conn_id: str, entries: dict[str, dict]) -> asyncio.Future | None:
+    """``apresence_set`` without waiting (the heartbeat's refresh, no task per beat):
+    None if already written, else the future of the write, which raises
+    ``Unavailable`` if Redis did not take it."""
+    return get_store().post_many(conn_id, entries, presence_ttl())
+
+
+async def apresence_settled() -> None:
+    """Wait until this event loop's presence writes so far have their answers."""
+    await get_store().settled()
 
 
 async def apresence_leave(*, conn_id: str, rooms: list[str]) -> None:

@@ -290,7 +290,8 @@ async def test_an_exhausted_pool_answers_a_retryable_error_and_the_socket_lives(
         # The heartbeat's refresh: logged, nothing raised, tried again next beat.
         consumer = next(c for c in open_consumers if c.conn_id == conn_id)
         with caplog.at_level(logging.WARNING, logger="realtime.consumer"):
-            await consumer.refresh_membership()
+            assert consumer.refresh_membership() is None  # posted, not awaited
+            await presence.apresence_settled()
         assert "presence refresh failed" in caplog.text
     finally:
         await pool.release(held)
@@ -334,7 +335,8 @@ async def test_redis_stopped_new_sockets_close_4011_open_ones_get_retryable_erro
 
     consumer = next(c for c in open_consumers if c.conn_id == conn_id)
     with caplog.at_level(logging.WARNING, logger="realtime.consumer"):
-        await consumer.refresh_membership()  # the heartbeat: logged, no raise
+        consumer.refresh_membership()  # the heartbeat: logged, no raise
+        await presence.apresence_settled()
         await comm.disconnect()  # the leave fails: logged, the disconnect completes
     assert "presence refresh failed" in caplog.text
     assert "presence leave failed" in caplog.text

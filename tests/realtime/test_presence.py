@@ -298,3 +298,29 @@ async def test_the_event_loops_door_reads_and_writes_the_same_shards(clock):
         assert len(everyone) == 39 and "c3" not in everyone
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize("kind", ["cache", "redis"])
+async def test_a_posted_refresh_is_written_without_being_awaited(kind, clock):
+    """The heartbeat's refresh (``post_many``): the local store writes at once; Redis
+    hands back the write's future, and ``settled`` waits for every posted write."""
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(redis_url())
+    if kind == "cache":
+        store = LocalPresence(clock=clock)
+    else:
+        prefix = f"test-{uuid.uuid4().hex}:"
+        store = RedisPresence(None, prefix, clock=clock, aclient=lambda: client)
+    try:
+        assert store.post_many("c1", {}, 10) is None  # nothing to write
+        posted = [store.post_many(f"c{n}", {"hall": {"n": n}}, 10) for n in range(5)]
+        if kind == "cache":
+            assert posted == [None] * 5
+        else:
+            assert not any(future.done() for future in posted)
+        await store.settled()
+        assert all(future is None or future.result() is None for future in posted)
+        assert len(await store.amembers("hall")) == 5
+    finally:
+        await client.aclose()
