@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -133,6 +133,8 @@ class CommonMessages:
     def _ping(self: Any, nonce: str) -> Coroutine | None:
         """The heartbeat's ping, written at once where the socket allows it (no task
         per beat); otherwise the coroutine that sends it."""
+        if self.outbox.closing:
+            return None
         self.meters.sent("ping").inc()
         text = encode_frame("ping", {"nonce": nonce})
         if self.outbox.send_text_now(text):
@@ -213,20 +215,20 @@ class CommonMessages:
     def _list_rooms(self: Any) -> None:
         self.presence[ALL]["rooms"] = [name for name in self.presence if name != ALL]
 
-    def refresh_membership(self: Any) -> Coroutine | None:
+    def refresh_membership(self: Any) -> Callable[[], Awaitable[None]] | None:
         """On each answered heartbeat: presence entries live on (all of them in one
         write, posted without waiting: no task per beat), and group membership is
         renewed before channels-redis forgets it (after a day: the coroutine
-        returned, for the heartbeat to run). Redis not answering is logged; the next
-        beat tries again (entries outlive a missed beat: ``PRESENCE_TTL`` spans
-        several)."""
+        function returned, for the heartbeat to run). Redis not answering is
+        logged; the next beat tries again (entries outlive a missed beat:
+        ``PRESENCE_TTL`` spans several)."""
         posted = apresence_post(conn_id=self.conn_id, entries=self.presence)
         if posted is not None:
             posted.add_done_callback(self._presence_refreshed)
         now = clock.monotonic()
         if now - self._groups_refreshed > float(conf.get("REALTIME_GROUP_REFRESH")):
             self._groups_refreshed = now
-            return self._rejoin_groups()
+            return self._rejoin_groups
         return None
 
     def _presence_refreshed(self: Any, posted: asyncio.Future) -> None:

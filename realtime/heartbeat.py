@@ -15,6 +15,7 @@ waking the loop on its own, which is most of what 10,000 idle sockets cost.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import secrets
@@ -25,6 +26,9 @@ from django.conf import settings
 from realtime.looplocal import per_loop
 
 logger = logging.getLogger("realtime.heartbeat")
+
+# Beats one turn of the event loop runs at most; the rest run in the next turns.
+BEATS_PER_TURN = 500
 
 
 def heartbeat_settings() -> dict[str, float]:
@@ -42,11 +46,17 @@ class Wheel:
 
     A heartbeat waits in the bucket of the tick its deadline falls in (at most one
     bucket at a time); the wheel's timer is armed for the earliest bucket, and firing
-    it runs every bucket then due, in order. A beat is late by less than a tick.
+    it runs the buckets then due, in order, at most ``BEATS_PER_TURN`` beats per turn
+    of the loop (sockets that connected in the same second share a bucket for good:
+    a reconnect storm's must not hold the loop in one go). A beat is late by less
+    than a tick when the loop keeps up. Each beat runs in its connection's context
+    (its log fields), as its own timer did.
     """
 
     def __init__(self) -> None:
         self.buckets: dict[float, dict[Heartbeat, None]] = {}
+        # An empty wheel holds no timer: a timer holds its loop, which holds this
+        # wheel (``per_loop``), and a test's closed loop must be collectable.
         self.timer: asyncio.TimerHandle | None = None
         self.armed_at = math.inf
 
@@ -62,8 +72,13 @@ class Wheel:
 
     def take(self, beat: Heartbeat, at: float) -> None:
         bucket = self.buckets.get(at)
-        if bucket is not None:
-            bucket.pop(beat, None)  # an empty bucket goes when its time comes
+        if bucket is None:
+            return
+        bucket.pop(beat, None)
+        if not bucket:
+            del self.buckets[at]
+            if not self.buckets:
+                self._disarm()
 
     def __len__(self) -> int:
         return sum(len(bucket) for bucket in self.buckets.values())
@@ -72,7 +87,13 @@ class Wheel:
         if self.timer is not None:
             self.timer.cancel()
         self.armed_at = at
-        self.timer = loop.call_at(at, self._fire)
+        # A context of its own: not that of the connection that armed it.
+        self.timer = loop.call_at(at, self._fire, context=contextvars.Context())
+
+    def _disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer, self.armed_at = None, math.inf
 
     def _fire(self) -> None:
         loop = asyncio.get_running_loop()
@@ -80,16 +101,25 @@ class Wheel:
         # armed for is due whatever the clock says.
         limit = max(self.armed_at, loop.time())
         self.timer, self.armed_at = None, math.inf
-        for at in sorted(at for at in self.buckets if at <= limit):
-            for beat in self.buckets.pop(at):
-                try:
-                    beat.due()
-                except Exception:  # one socket's failure is not every socket's
-                    logger.exception("heartbeat failed")
-        # A beat just run may have armed the timer for its next bucket, later than
-        # one already waiting.
-        if self.buckets and (earliest := min(self.buckets)) < self.armed_at:
-            self._arm(loop, earliest)
+        budget = BEATS_PER_TURN
+        try:
+            for at in sorted(at for at in self.buckets if at <= limit):
+                bucket = self.buckets[at]
+                while bucket and budget:
+                    beat, _ = bucket.popitem()
+                    budget -= 1
+                    try:
+                        beat.context.run(beat.due)
+                    except Exception:  # one socket's failure is not every socket's
+                        logger.exception("heartbeat failed")
+                if bucket:
+                    break  # the rest in the next turn
+                del self.buckets[at]
+        finally:
+            # Re-armed for the earliest bucket: now if one is left over; before the
+            # later bucket a beat just run may have armed the timer for.
+            if self.buckets and (earliest := min(self.buckets)) < self.armed_at:
+                self._arm(loop, earliest)
 
 
 wheel = per_loop(Wheel)
@@ -101,9 +131,9 @@ class Heartbeat:
     No task sleeps per connection and no timer is made per beat: between beats a
     connection sits in one of the wheel's buckets. ``send_ping`` writes the ping
     itself when it can (returning None) or returns a coroutine that does;
-    ``on_beat`` is called at once on each answer and may return a coroutine too. A
-    task exists only for such a coroutine and ``on_dead`` (``spawn`` owns them, so
-    they are cancelled with the connection).
+    ``on_beat`` is called at once on each answer and may return a coroutine
+    function to run. A task exists only for such a coroutine and ``on_dead``
+    (``spawn`` owns them, so they are cancelled with the connection).
     """
 
     def __init__(
@@ -111,7 +141,7 @@ class Heartbeat:
         *,
         send_ping: Callable[[str], Coroutine | None],
         on_dead: Callable[[], Awaitable[None]],
-        on_beat: Callable[[], Coroutine | None] | None = None,
+        on_beat: Callable[[], Callable[[], Awaitable[None]] | None] | None = None,
         interval: float,
         timeout: float,
         max_missed: int,
@@ -132,9 +162,11 @@ class Heartbeat:
         self._waiting = False  # a ping is out and not answered yet
         self._wheel: Wheel | None = None
         self._at: float | None = None  # the wheel bucket this heartbeat waits in
+        self.context = contextvars.Context()
 
     def start(self) -> None:
         self._wheel = wheel()
+        self.context = contextvars.copy_context()  # the wheel runs its beats in it
         self._schedule(self.interval)
 
     def stop(self) -> None:
@@ -188,18 +220,20 @@ class Heartbeat:
         self._schedule(self.interval)
 
     def _refresh(self) -> None:
-        """``on_beat``, called at once; a coroutine it returns runs in a task."""
+        """``on_beat``, called at once; what it returns to await later (a coroutine
+        function: nothing is made that a cancelled task would leave unawaited) runs
+        in a task."""
         assert self.on_beat is not None
         try:
-            pending = self.on_beat()
+            later = self.on_beat()
         except Exception:  # a Redis blip must not stop the heartbeat
             logger.warning("heartbeat refresh failed", exc_info=True)
             return
-        if pending is not None:
-            self.spawn(self._finish(pending))
+        if later is not None:
+            self.spawn(self._finish(later))
 
-    async def _finish(self, pending: Coroutine) -> None:
+    async def _finish(self, later: Callable[[], Awaitable[None]]) -> None:
         try:
-            await pending
+            await later()
         except Exception:
             logger.warning("heartbeat refresh failed", exc_info=True)
