@@ -254,15 +254,8 @@ realtime_settings = AppSettings(
             doc="seconds a client has to answer a ping",
         ),
         Knob("MAX_MISSED_PONGS", 3, "int", minimum=1, doc="missed pings, then 4003"),
-        # realtime/heartbeat.py: one timer per process; beats due within a tick go
-        # out together (at most a quarter of the interval or timeout, for tests).
-        Knob(
-            "HEARTBEAT_TICK",
-            1.0,
-            "float",
-            minimum=0.01,
-            doc="seconds: the heartbeat wheel's step (a beat is late by less)",
-        ),
+        # realtime/heartbeat.py: one timer per process, the beats of a tick together.
+        Knob("HEARTBEAT_TICK", 1.0, "float", minimum=0.01, doc="wheel step, s"),
         Knob(
             "PRESENCE_TTL",
             lambda read: 15 if _quick(read) else 60,
