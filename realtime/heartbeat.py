@@ -6,10 +6,11 @@ consecutive misses it gives up and the connection is closed with 4003. Each answ
 beat also refreshes the connection's presence, so a crashed server's connections
 vanish once their presence TTL runs out.
 
-The beats of one process run on a wheel: one timer for all of them, firing once per
-``HEARTBEAT_TICK``. Beats that fall within a tick go out in one turn of the event
-loop (their pings written together, their pongs read in a burst) instead of each
-waking the loop on its own, which is most of what 10,000 idle sockets cost.
+The beats of one process run on a wheel: deadlines rounded up to a
+``HEARTBEAT_TICK``, one timer for all of them. Beats that fall within a tick go out in
+one turn of the event loop (their pings written together, their pongs read in a
+burst) instead of each waking the loop on its own, which is most of what 10,000 idle
+sockets cost.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ class Wheel:
         budget = BEATS_PER_TURN
         try:
             for at in sorted(at for at in self.buckets if at <= limit):
-                bucket = self.buckets[at]
+                bucket = self.buckets.get(at)  # gone if a beat run stopped its last
                 while bucket and budget:
                     beat, _ = bucket.popitem()
                     budget -= 1
@@ -114,7 +115,7 @@ class Wheel:
                         logger.exception("heartbeat failed")
                 if bucket:
                     break  # the rest in the next turn
-                del self.buckets[at]
+                self.buckets.pop(at, None)
         finally:
             # Re-armed for the earliest bucket: now if one is left over; before the
             # later bucket a beat just run may have armed the timer for.

@@ -246,3 +246,29 @@ def test_a_closed_loop_with_an_empty_wheel_can_be_collected():
     del loop
     gc.collect()
     assert ref() is None
+
+
+async def test_a_beat_that_stops_others_of_its_tick_does_not_break_the_firing(
+    caplog,
+):
+    """A ping whose write stops other sockets' heartbeats (their connections lost
+    at once) while their bucket is being run: they never ping, the rest still do."""
+    sockets = Sockets()
+    victims: list[Heartbeat] = []
+
+    def ping_and_stop(nonce: str) -> None:
+        sockets.pings[0].append(0.0)
+        for victim in victims:
+            victim.stop()
+
+    killer = sockets.heartbeat(0, ping=ping_and_stop)
+    victims.extend(sockets.heartbeat(n) for n in (1, 2))
+    later = sockets.heartbeat(3, interval=0.4)
+    for beat in (*victims, killer):  # popped last first: the killer runs first
+        beat.start()
+    later.start()
+    await asyncio.wait_for(sockets.until(lambda: sockets.pings[3]), 2)
+    killer.stop()
+    later.stop()
+    assert sockets.pings[0] and sockets.pings[1] == [] and sockets.pings[2] == []
+    assert "Exception in callback" not in caplog.text  # the firing did not fail
