@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -32,7 +32,6 @@ from realtime.protocol import (
     InvalidMessage,
     RequestTimeout,
     StrictModel,
-    encode_frame,
     utc_timestamp,
 )
 from realtime.tokens import MAX_TOKEN_LENGTH
@@ -118,7 +117,7 @@ class CommonMessages:
         """After ``on_connect``: the heartbeat, and the credential's expiry."""
         hb = heartbeat_settings()
         self.heartbeat = Heartbeat(
-            send_ping=self._ping,
+            send_ping=lambda nonce: self.send_frame_now("ping", {"nonce": nonce}),
             on_dead=self._heartbeat_timeout,
             on_beat=self.refresh_membership,
             interval=hb["interval"],
@@ -129,17 +128,6 @@ class CommonMessages:
         )
         self.heartbeat.start()
         self._arm_expiry()
-
-    def _ping(self: Any, nonce: str) -> Coroutine | None:
-        """The heartbeat's ping, written at once where the socket allows it (no task
-        per beat); otherwise the coroutine that sends it."""
-        if self.outbox.closing:
-            return None
-        self.meters.sent("ping").inc()
-        text = encode_frame("ping", {"nonce": nonce})
-        if self.outbox.send_text_now(text):
-            return None
-        return self.outbox.send_text(text)
 
     async def _heartbeat_timeout(self: Any) -> None:
         recent.record_close(self, CloseCode.HEARTBEAT_TIMEOUT, "no pong")

@@ -368,11 +368,24 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
     async def send_bytes(self, data: bytes) -> None:
         await self.outbox.send_bytes(data)
 
+    def send_frame_now(
+        self, type: str, payload: dict, *, request_id: str | None = None
+    ) -> Coroutine | None:
+        """``send_frame`` without awaiting where it can: None once the frame is on
+        the socket (or dropped, the socket closing), else the coroutine that sends
+        it (the heartbeat's ping makes no task when the socket takes it at once)."""
+        if self.outbox.closing:
+            return None
+        self.meters.sent(type).inc()
+        text = encode_frame(type, payload, request_id=request_id)
+        return None if self.outbox.send_text_now(text) else self.outbox.send_text(text)
+
     async def send_frame(
         self, type: str, payload: dict, *, request_id: str | None = None
     ) -> None:
-        self.meters.sent(type).inc()
-        await self.outbox.send_text(encode_frame(type, payload, request_id=request_id))
+        sending = self.send_frame_now(type, payload, request_id=request_id)
+        if sending is not None:
+            await sending
 
     async def reply(self, envelope: Any, type: str, payload: dict) -> None:
         """Answer ``envelope``, echoing its ``request_id``."""

@@ -96,8 +96,7 @@ class LocalPresence:
     async def aset_many(
         self, conn_id: str, entries: dict[str, dict], ttl: float
     ) -> None:
-        for room, info in entries.items():
-            self.set(room, conn_id, info, ttl)
+        self.post_many(conn_id, entries, ttl)
 
     def post_many(
         self, conn_id: str, entries: dict[str, dict], ttl: float
@@ -232,8 +231,9 @@ class RedisPresence:
     ) -> None:
         """Write ``{room: info}`` for ``conn_id`` (a heartbeat's refresh of every
         room is one write)."""
-        if entries:
-            await self._writes().submit(conn_id=conn_id, entries=entries, ttl=ttl)
+        posted = self.post_many(conn_id, entries, ttl)
+        if posted is not None:
+            await posted
 
     def post_many(
         self, conn_id: str, entries: dict[str, dict], ttl: float

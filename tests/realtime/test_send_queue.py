@@ -458,18 +458,18 @@ async def test_a_held_event_that_fails_does_not_stop_the_others(caplog):
 
 
 async def test_a_heartbeat_ping_is_written_at_once_unless_it_must_wait():
-    """The heartbeat's ping (``_ping``): on the socket at once when nothing could be
-    overtaken (no task); a coroutine for the ordinary send otherwise; nothing at all
-    once the socket is closing."""
+    """The heartbeat's ping (``send_frame_now``): on the socket at once when nothing
+    could be overtaken (no task); a coroutine for the ordinary send otherwise;
+    nothing at all once the socket is closing."""
     writer, socket = FakeWriter(), Socket()
     c = consumer(writer, socket)
-    assert c._ping("n1") is None
+    assert c.send_frame_now("ping", {"nonce": "n1"}) is None
     assert len(writer.frames) == 1 and b'"nonce":"n1"' in writer.frames[0]
     writer.prepared_ok = False  # the server does not take prepared frames now
-    sending = c._ping("n2")
+    sending = c.send_frame_now("ping", {"nonce": "n2"})
     assert sending is not None and len(writer.frames) == 1
     await sending
     assert '"nonce":"n2"' in texts(socket)[0]
     c.outbox.closing = True
-    assert c._ping("n3") is None
+    assert c.send_frame_now("ping", {"nonce": "n3"}) is None
     assert len(writer.frames) == 1 and len(socket.sent) == 1
