@@ -22,7 +22,9 @@ def test_what_lives_at_startup_is_frozen_and_left_out_of_collections(
     kept = [[] for _ in range(1000)]  # containers: the collector tracks them
     assert gc.get_freeze_count() == 0
     frozen = freeze_startup_objects()
-    assert frozen == gc.get_freeze_count() >= len(kept)
+    # A frozen object that dies leaves the permanent generation, and another
+    # test's leftover thread may free some meanwhile: the count can only drop.
+    assert len(kept) <= gc.get_freeze_count() <= frozen
     # The collector's generations no longer hold them (the permanent one does).
     scanned = {id(x) for x in gc.get_objects()}
     assert not any(id(x) in scanned for x in kept)
