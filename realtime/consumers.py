@@ -30,6 +30,7 @@ from realtime import clock, conf, logcontext, metrics, recent
 from realtime.auth import MISSING as MISSING_AUTH
 from realtime.broadcast import CLOSE_EVENT
 from realtime.connection import CommonMessages, admission_refusal, connections
+from realtime.daphne_reads import read_directly
 from realtime.direct import socket_writer
 from realtime.errors import Unavailable
 from realtime.handling import (
@@ -189,6 +190,8 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
         self.outbox.writer = socket_writer(
             self.base_send, prepared=bool(conf.get("REALTIME_DIRECT_WRITES"))
         )
+        if conf.get("REALTIME_DIRECT_READS"):
+            read_directly(self.base_send)
         self.meters.accepted()
         refusal = admission_refusal(self)
         if refusal is not None:

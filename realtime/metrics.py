@@ -327,6 +327,21 @@ class _WritesCollector(Collector):
 
 REGISTRY.register(_WritesCollector())
 
+direct_reads = Tally()  # client frames daphne_reads.py handed to daphne itself
+
+
+class _ReadsCollector(Collector):
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "realtime_direct_reads",
+            "Client text frames read past autobahn's frame machine (daphne only).",
+        )
+        family.add_metric([], direct_reads.value)
+        yield family
+
+
+REGISTRY.register(_ReadsCollector())
+
 
 # ------------------------------------------------------------------ exposition
 def render() -> bytes:
