@@ -14,8 +14,9 @@ daphne's own ``onMessage``, which queues it for the application exactly as befor
 Anything else goes to autobahn unchanged, in order: a fragmented or binary message, a
 control frame (ping, pong, close), a frame split across reads or over the size
 limits, bytes left over from an earlier read, invalid UTF-8 (autobahn fails the
-connection with 1007, as it always did), compression, autobahn's own frame or octet
-logging, any state but open. A read that starts with fast frames and ends with
+connection, as it always did: daphne leaves autobahn's ``failByDrop`` on, so it is
+dropped), compression, unmasking turned off, autobahn's own frame or octet logging,
+any state but open. A read that starts with fast frames and ends with
 another kind gives autobahn the rest after the fast ones. The check is on the exact
 classes and attributes of the daphne and autobahn versions in requirements.txt;
 anything else keeps autobahn's path, and ``REALTIME_DIRECT_READS=0`` turns it off.
@@ -41,6 +42,7 @@ _ATTRIBUTES = (
     "current_frame",
     "inside_message",
     "_perMessageCompress",
+    "applyMask",
     "logOctets",
     "logFrames",
     "trackedTimings",
@@ -84,7 +86,7 @@ def split_text_frames(data: bytes, limit: int) -> tuple[list[bytes], int]:
         try:
             payload.decode()
         except UnicodeDecodeError:
-            break  # autobahn closes with 1007
+            break  # autobahn fails the connection
         texts.append(payload)
         pos = stop
     return texts, pos
@@ -107,6 +109,7 @@ class DirectReader:
             or protocol.current_frame is not None
             or protocol.inside_message
             or protocol._perMessageCompress is not None
+            or not protocol.applyMask  # autobahn would hand the payload on masked
             or protocol.logOctets
             or protocol.logFrames
             or protocol.trackedTimings
@@ -117,6 +120,9 @@ class DirectReader:
         if texts:
             stats = protocol.trafficStats
             stats.incomingOctetsWireLevel += used
+            payload_bytes = sum(map(len, texts))
+            stats.incomingOctetsWebSocketLevel += payload_bytes
+            stats.incomingOctetsAppLevel += payload_bytes
             stats.incomingWebSocketFrames += len(texts)
             stats.incomingWebSocketMessages += len(texts)
             direct_reads.value += len(texts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import struct
 
 from websockets.exceptions import ConnectionClosed
 
@@ -27,3 +28,20 @@ async def frame(
         if type_ is None or got["type"] == type_:
             return got
         assert got["type"] in skip, got
+
+
+MASK = b"\x37\xfa\x21\x3d"
+
+
+def client_frame(payload: bytes, *, opcode: int = 1, fin: bool = True) -> bytes:
+    """One masked client frame (RFC 6455 §5.2)."""
+    first = (0x80 if fin else 0) | opcode
+    size = len(payload)
+    if size < 126:
+        header = struct.pack("!BB", first, 0x80 | size)
+    elif size < 65536:
+        header = struct.pack("!BBH", first, 0x80 | 126, size)
+    else:
+        header = struct.pack("!BBQ", first, 0x80 | 127, size)
+    masked = bytes(b ^ MASK[i % 4] for i, b in enumerate(payload))
+    return header + MASK + masked

@@ -16,25 +16,10 @@ import urllib.request
 
 import pytest
 
+from tests.e2e.client import client_frame
 from tests.e2e.server import DaphneServer
 
 pytestmark = pytest.mark.timeout(90)
-
-MASK = b"\x37\xfa\x21\x3d"
-
-
-def client_frame(payload: bytes, *, opcode: int = 1, fin: bool = True) -> bytes:
-    """One masked client frame (RFC 6455 §5.2)."""
-    first = (0x80 if fin else 0) | opcode
-    size = len(payload)
-    if size < 126:
-        header = struct.pack("!BB", first, 0x80 | size)
-    elif size < 65536:
-        header = struct.pack("!BBH", first, 0x80 | 126, size)
-    else:
-        header = struct.pack("!BBQ", first, 0x80 | 127, size)
-    masked = bytes(b ^ MASK[i % 4] for i, b in enumerate(payload))
-    return header + MASK + masked
 
 
 def ping(n: int, pad: str = "") -> bytes:

@@ -12,7 +12,7 @@ import pytest
 
 from realtime import metrics
 from realtime.daphne_reads import DirectReader, read_directly, split_text_frames
-from tests.e2e.test_daphne_reads_e2e import client_frame
+from tests.e2e.client import client_frame
 
 
 def text(payload: str) -> bytes:
@@ -66,6 +66,7 @@ class FakeAutobahn:
         self.current_frame = None
         self.inside_message = False
         self._perMessageCompress = None
+        self.applyMask = True
         self.logOctets = self.logFrames = False
         self.trackedTimings = None
         self.maxFramePayloadSize = self.maxMessagePayloadSize = 0
@@ -73,6 +74,8 @@ class FakeAutobahn:
         self.autoPingRestartOnAnyTraffic = True
         self.trafficStats = SimpleNamespace(
             incomingOctetsWireLevel=0,
+            incomingOctetsWebSocketLevel=0,
+            incomingOctetsAppLevel=0,
             incomingWebSocketFrames=0,
             incomingWebSocketMessages=0,
         )
@@ -121,6 +124,7 @@ def test_a_read_with_no_fast_frame_is_given_to_autobahn_whole():
         {"current_frame": object()},
         {"inside_message": True},  # a fragmented message goes on
         {"_perMessageCompress": object()},
+        {"applyMask": False},  # autobahn hands such payloads on masked
         {"logFrames": True},
         {"logOctets": True},
         {"trackedTimings": object()},
@@ -158,3 +162,101 @@ def test_daphnes_open_protocol_gets_one_reader():
     reader = protocol.dataReceived
     assert isinstance(reader, DirectReader)
     assert read_directly(send) is True and protocol.dataReceived is reader
+
+
+# ------------------------------------------------- against autobahn's own reading
+HANDSHAKE = (
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1:9000\r\nUpgrade: websocket\r\n"
+    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+def open_autobahn(*, direct: bool, **options):
+    """A real autobahn server protocol, open, on an in-memory transport; with
+    ``direct`` its reads go through a ``DirectReader``."""
+    from autobahn.twisted.websocket import (
+        WebSocketServerFactory,
+        WebSocketServerProtocol,
+    )
+    from twisted.internet.testing import StringTransport
+
+    class Recording(WebSocketServerProtocol):
+        def onMessage(self, payload, is_binary):  # noqa: N802 - autobahn's name
+            self.messages.append((payload, is_binary))
+
+    class Transport(StringTransport):
+        def unregisterProducer(self):  # noqa: N802 - a TCP transport lets it pass
+            self.producer = None
+
+    factory = WebSocketServerFactory("ws://127.0.0.1:9000")
+    factory.protocol = Recording
+    factory.setProtocolOptions(**options)
+    protocol = factory.buildProtocol(("127.0.0.1", 50000))
+    transport = Transport()
+    protocol.makeConnection(transport)
+    protocol.dataReceived(HANDSHAKE)
+    assert protocol.state == 3, transport.value()
+    protocol.messages = []
+    transport.clear()
+    if direct:
+        protocol.dataReceived = DirectReader(protocol)
+    return protocol, transport
+
+
+def outcome(protocol, transport) -> dict:
+    """Everything a read can change that anyone could see."""
+    return {
+        "messages": protocol.messages,
+        "written": transport.value(),  # pongs, close frames
+        "state": protocol.state,
+        "dropped": transport.disconnecting,
+        "failed": protocol.failedByMe,
+        "reason": protocol.wasNotCleanReason,
+        "stats": {
+            name: value
+            for name, value in vars(protocol.trafficStats).items()
+            if name.startswith("incoming")
+        },
+    }
+
+
+SEQUENCES = {
+    "texts": text("a") + text("é" * 40) + text(""),
+    "sizes": text("x" * 125) + text("x" * 126) + text("x" * 65535) + text("x" * 65536),
+    "control-and-fragments": text("a")
+    + client_frame(b"hi", opcode=9)
+    + client_frame(b"frag", fin=False)
+    + client_frame(b"ment", opcode=0)
+    + text("b"),
+    "binary": text("a") + client_frame(b"\x00\x01", opcode=2) + text("b"),
+    "invalid-utf8": text("a") + client_frame(b"\xed\xa0\x80") + text("b"),
+    "unmasked": text("a") + struct.pack("!BB", 0x81, 2) + b"{}" + text("b"),
+    "non-minimal": text("a") + b"\x81\xfe\x00\x02" + text("{}")[2:] + text("b"),
+    "rsv": text("a") + b"\xc1" + text("{}")[1:] + text("b"),
+    "close": text("a") + client_frame(struct.pack("!H", 1000), opcode=8) + text("b"),
+    "over-the-limit": text("a") + text("x" * 101) + text("b"),
+}
+
+
+@pytest.mark.parametrize("name", SEQUENCES)
+@pytest.mark.parametrize("chunk", [None, 1, 7, 50, 4096])
+def test_a_direct_reader_leaves_the_protocol_as_autobahn_would(name, chunk):
+    """The same bytes, in the same reads, to two real autobahn protocols, one with
+    the reader: the same messages, answers, failures, state and traffic counts."""
+    data = SEQUENCES[name]
+    reads = (
+        [data]
+        if chunk is None
+        else [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    )
+    options = {"maxFramePayloadSize": 100, "maxMessagePayloadSize": 100}
+    limits = options if name == "over-the-limit" else {}
+    seen = []
+    for direct in (False, True):
+        protocol, transport = open_autobahn(direct=direct, **limits)
+        for read in reads:
+            protocol.dataReceived(read)
+        seen.append(outcome(protocol, transport))
+    assert seen[1] == seen[0]
+    assert seen[0]["messages"] or seen[0]["dropped"]  # the case did something
