@@ -131,13 +131,16 @@ def message_insert(cursor: Any, sql: SendSQL, message: ConversationMessage) -> N
 
     Every concrete field but the key is written: a field computed by the database
     (``db_default``, ``GeneratedField``) added to the model would need leaving out
-    here, as ``save()`` does.
+    here, as ``save()`` does. The cursor's own connection, not Django's
+    ``connection`` proxy, which looks the connection up again (a context-local
+    read) on every attribute: half of this function's time.
     """
+    db = cursor.db
     params = [
-        field.get_db_prep_save(field.pre_save(message, True), connection)
+        field.get_db_prep_save(field.pre_save(message, True), db)
         for field in sql.insert_fields
     ]
     cursor.execute(sql.insert, params)
     message.pk = cursor.fetchone()[0] if sql.returning else cursor.lastrowid
     message._state.adding = False
-    message._state.db = connection.alias
+    message._state.db = db.alias
