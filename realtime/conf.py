@@ -278,7 +278,7 @@ realtime_settings = AppSettings(
         # Frames built once per process and written straight to the server's sockets
         # (realtime/direct.py); off sends every frame through ASGI's websocket.send.
         Knob("REALTIME_DIRECT_WRITES", True, "bool", doc="prepared frames"),
-        Knob("REALTIME_DIRECT_READS", True, "bool", doc="daphne_reads.py"),
+        Knob("REALTIME_DIRECT_READS", True, "bool", doc="frames read past autobahn"),
         # A client that is behind gets its broadcasts queued up to this, then 4012.
         Knob(
             "REALTIME_MAX_QUEUED_BYTES",
