@@ -29,7 +29,7 @@ from typing import Any
 
 from websockets.frames import apply_mask
 
-from realtime.direct import AUTOBAHN_OPEN, DAPHNE_PROTOCOL, _is
+from realtime.direct import AUTOBAHN_OPEN, daphne_protocol
 from realtime.metrics import direct_reads
 
 FINAL_TEXT = 0x81  # FIN, no RSV bits, opcode 1 (RFC 6455 §5.2)
@@ -147,10 +147,8 @@ def _limit(protocol: Any) -> int:
 def read_directly(send: Callable) -> bool:
     """Give the daphne connection behind ``send`` a ``DirectReader``; ``False`` for
     any other server, or a daphne or autobahn unlike the ones this was written for."""
-    protocol = next(iter(getattr(send, "args", ())), None)
-    if not _is(protocol, DAPHNE_PROTOCOL):
-        return False
-    if not all(hasattr(protocol, name) for name in _ATTRIBUTES):
+    protocol = daphne_protocol(send)
+    if protocol is None or not all(hasattr(protocol, name) for name in _ATTRIBUTES):
         return False
     if isinstance(protocol.dataReceived, DirectReader):
         return True

@@ -194,6 +194,13 @@ def _is(obj: Any, kind: tuple[str, str]) -> bool:
     return (cls.__module__, cls.__name__) == kind
 
 
+def daphne_protocol(send: Callable) -> Any:
+    """daphne's WebSocket protocol behind an ASGI ``send``, else ``None``: daphne's
+    send is ``functools.partial(server.handle_reply, protocol)``."""
+    protocol = next(iter(getattr(send, "args", ())), None)
+    return protocol if _is(protocol, DAPHNE_PROTOCOL) else None
+
+
 def socket_writer(
     send: Callable, *, prepared: bool = True
 ) -> SocketWriter | DaphneWriter | None:
@@ -209,9 +216,8 @@ def socket_writer(
         ):
             return None
         return SocketWriter(protocol, prepared=prepared)
-    # daphne's send is functools.partial(server.handle_reply, protocol).
-    protocol = next(iter(getattr(send, "args", ())), None)
-    if not _is(protocol, DAPHNE_PROTOCOL):
+    protocol = daphne_protocol(send)
+    if protocol is None:
         return None
     transport = getattr(protocol, "transport", None)
     if not _is(transport, TWISTED_TCP) or getattr(transport, "TLS", True):
