@@ -48,13 +48,11 @@ from realtime.protocol import (
     VIOLATION_CODES,
     CloseCode,
     InvalidMessage,
-    RateLimited,
     RealtimeError,
     UnknownType,
     encode_error,
     encode_frame,
 )
-from realtime.ratelimit import LocalRateLimiter
 
 logger = logging.getLogger("realtime.consumer")
 
@@ -79,7 +77,6 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
     # compact shared layout (~0.3 KB, not a ~1.6 KB dict; bench W2 counts it).
     groups: ClassVar[tuple[str, ...]] = ()  # Channels' auto-joined groups: none
     channel_layer: Any = None  # set by Channels' own loop (REALTIME_FANOUT=layer)
-    violations: LocalRateLimiter | None = None  # made on the first violation
     close_code: int | None = None  # the code this side closed with, if it did
     started = False
     _groups_refreshed = 0.0
@@ -165,7 +162,7 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
         self.presence: dict[str, dict[str, Any]] = {}  # room → this socket's info
         self.groups_joined: set[str] = set()
         self.tasks: set[asyncio.Task] = set()
-        self.limiters: dict = {}
+        self.limiters: dict = {}  # throttles per type and the violation budget
         self.outbox = Outbox(
             self.base_send,
             channel_name=self.channel_name,
@@ -310,23 +307,10 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
         type_ = envelope.type
         meters.received(type_).inc()
         self.heard()
-        retry_after = inbound.throttle(self.limiters, type_)
-        if retry_after is not None:
+        refused = inbound.refusal(self.limiters, route, type_, len(self.tasks))
+        if refused is not None:
             meters.rate_limited(type_).inc()
-            await self.send_error(
-                RateLimited(
-                    f"too many {envelope.type} messages", retry_after=retry_after
-                ),
-                request_id=envelope.request_id,
-            )
-            return
-        if route.as_task and len(self.tasks) >= int(conf.get("REALTIME_MAX_TASKS")):
-            # Every waiting handler holds a task (and maybe a callback): bounded.
-            meters.rate_limited(type_).inc()
-            await self.send_error(
-                RateLimited(f"too many {envelope.type} in progress", retry_after=1.0),
-                request_id=envelope.request_id,
-            )
+            await self.send_error(refused, request_id=envelope.request_id)
             return
         coro = getattr(self, route.handler)(payload, envelope)
         if route.as_task:
@@ -337,14 +321,7 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
     async def reject(self, error: RealtimeError, request_id: str | None = None) -> None:
         """Answer a bad frame; count violations and close 4029 past the limit."""
         await self.send_error(error, request_id=request_id)
-        if error.code not in VIOLATION_CODES:
-            return
-        if self.violations is None:  # the window's budget, made on the first one
-            self.violations = LocalRateLimiter(
-                limit=conf.get("REALTIME_MAX_VIOLATIONS"),
-                window=conf.get("REALTIME_VIOLATION_WINDOW"),
-            )
-        if self.violations.take() is not None:
+        if error.code in VIOLATION_CODES and self.inbound.violated(self.limiters):
             await self.close_with(CloseCode.TOO_MANY_VIOLATIONS)
 
     async def _guard(

@@ -4,7 +4,8 @@ One ``Inbound`` per endpoint class, built from its declared message types: it ho
 the routing table and reads the throttle rates, and keeps no state of a socket. A
 socket's own throttles and violation times are handed in, so an idle socket carries
 nothing for them (bench W2 counts kilobytes per socket). No I/O: the consumer sends
-what this decides, and counts violations (``VIOLATION_CODES``) with its own limiter.
+what this decides: a frame's route, or the refusal it gets (``refusal``), and whether
+a socket's protocol violations are past their budget (``violated``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from realtime.protocol import (
     ClientEnvelope,
     InvalidMessage,
     MessageTooLarge,
+    RateLimited,
     RealtimeError,
     UnknownType,
     decode_frame,
@@ -28,6 +30,8 @@ from realtime.protocol import (
 from realtime.ratelimit import LocalRateLimiter
 
 Models = Mapping[str, type[BaseModel] | None]
+Limiters = dict[str, LocalRateLimiter | None]
+VIOLATIONS = " violations"  # a socket's violation budget; no client type has a space
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +109,33 @@ class Inbound:
         own = conf.get(self.throttle_setting) if self.throttle_setting else {}
         return own.get(type_) or conf.get("REALTIME_THROTTLES").get(type_)
 
-    def throttle(
-        self, limiters: dict[str, LocalRateLimiter | None], type_: str
-    ) -> float | None:
+    def refusal(
+        self, limiters: Limiters, route: Route, type_: str, tasks: int
+    ) -> RateLimited | None:
+        """Count one admitted ``type_`` frame of a socket with ``tasks`` handlers
+        waiting; the ``RATE_LIMITED`` it gets, if any: over its type's rate, or a
+        handler that would wait while ``REALTIME_MAX_TASKS`` already do (each holds
+        a task, and maybe a callback)."""
+        retry_after = self.throttle(limiters, type_)
+        if retry_after is not None:
+            return RateLimited(f"too many {type_} messages", retry_after=retry_after)
+        if route.as_task and tasks >= int(conf.get("REALTIME_MAX_TASKS")):
+            return RateLimited(f"too many {type_} in progress", retry_after=1.0)
+        return None
+
+    def violated(self, limiters: Limiters) -> bool:
+        """Count one protocol violation of a socket; ``True`` once they are past
+        ``REALTIME_MAX_VIOLATIONS`` in ``REALTIME_VIOLATION_WINDOW`` (close 4029).
+        The budget is made on a socket's first violation."""
+        budget = limiters.get(VIOLATIONS)
+        if budget is None:
+            budget = limiters[VIOLATIONS] = LocalRateLimiter(
+                limit=conf.get("REALTIME_MAX_VIOLATIONS"),
+                window=conf.get("REALTIME_VIOLATION_WINDOW"),
+            )
+        return budget.take() is not None
+
+    def throttle(self, limiters: Limiters, type_: str) -> float | None:
         """Count one ``type_`` frame of a socket; seconds to wait if over its rate.
 
         A socket's limiter for a type is made on that type's first frame (most
