@@ -1,0 +1,1 @@
+"""The project's SQLite backend: Django's, placeholders converted once a statement."""
