@@ -13,7 +13,7 @@ from typing import Any
 from django.db import connection
 
 from sessions_app.models import Message, Participant, Session
-from sessions_app.sql import column, table
+from sessions_app.sql import column, insert_params, table
 
 
 @dataclass(frozen=True)
@@ -84,11 +84,7 @@ def message_insert(cursor: Any, sql: MessageSQL, message: Message) -> None:
     read) on every attribute: half of this function's time.
     """
     db = cursor.db
-    params = [
-        field.get_db_prep_save(field.pre_save(message, True), db)
-        for field in sql.insert_fields
-    ]
-    cursor.execute(sql.insert, params)
+    cursor.execute(sql.insert, insert_params(message, sql.insert_fields, db))
     message.pk = cursor.lastrowid if db.vendor == "sqlite" else cursor.fetchone()[0]
     message._state.adding = False
     message._state.db = db.alias

@@ -13,7 +13,7 @@ from sessions_app.messenger.models import (
     ConversationMember,
     ConversationMessage,
 )
-from sessions_app.sql import column, table
+from sessions_app.sql import column, insert_params, table
 
 
 @dataclass(frozen=True)
@@ -136,11 +136,7 @@ def message_insert(cursor: Any, sql: SendSQL, message: ConversationMessage) -> N
     read) on every attribute: half of this function's time.
     """
     db = cursor.db
-    params = [
-        field.get_db_prep_save(field.pre_save(message, True), db)
-        for field in sql.insert_fields
-    ]
-    cursor.execute(sql.insert, params)
+    cursor.execute(sql.insert, insert_params(message, sql.insert_fields, db))
     message.pk = cursor.fetchone()[0] if sql.returning else cursor.lastrowid
     message._state.adding = False
     message._state.db = db.alias
