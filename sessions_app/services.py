@@ -30,6 +30,7 @@ from sessions_app.models import (
     QuestionVote,
     Session,
 )
+from sessions_app.participant_sql import participant_insert, participant_read
 
 CODE_ATTEMPTS = 5  # 8.5e11 codes: a second attempt is already vanishingly rare
 
@@ -204,14 +205,21 @@ def participant_for_user(*, session: Session, user: Any) -> Participant:
     The creator is ``host``, anyone else ``member``. The unique (session, user)
     constraint makes two first connects at once end with one row.
     """
+    found = participant_read(session_id=session.pk, user_id=user.pk)
+    if found is not None:
+        return found
     is_host = session.host_id == user.pk
-    role = Participant.Role.HOST if is_host else Participant.Role.MEMBER
-    participant, _ = Participant.objects.get_or_create(
+    participant = Participant(
         session=session,
         user=user,
-        defaults={"nickname": _nickname_for_user(user), "role": role},
+        nickname=_nickname_for_user(user),
+        role=Participant.Role.HOST if is_host else Participant.Role.MEMBER,
     )
-    return participant
+    with connection.cursor() as cursor:
+        if participant_insert(cursor, participant):
+            return participant
+    # Another first connect of the same user stored theirs meanwhile: that one.
+    return participant_read(session_id=session.pk, user_id=user.pk)
 
 
 def participant_rename(*, participant: Participant, nickname: str) -> Participant:

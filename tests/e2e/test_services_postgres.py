@@ -1,6 +1,6 @@
 """The hot paths run their own SQL (sessions_app.sql): ``message_post`` and what a
-joining socket reads must hold on PostgreSQL too, where the new row's id comes back by
-RETURNING and booleans are real booleans."""
+joining socket reads or makes must hold on PostgreSQL too, where the new row's id
+comes back by RETURNING and booleans are real booleans."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ SCRIPT = """
 import json
 from django.contrib.auth import get_user_model
 from sessions_app import selectors, services
-from sessions_app.models import Message
+from django.db import connection
+from sessions_app.models import Message, Participant
+from sessions_app.participant_sql import participant_insert
 
 host = get_user_model().objects.create_user("pg-host")
 session = services.session_create(host=host, title="pg", moderated=True)
@@ -31,6 +33,13 @@ try:
     closed = "stored"
 except services.SessionClosed:
     closed = "refused"
+ada = get_user_model().objects.create_user("pg-ada")
+joined = services.participant_for_user(session=session, user=ada)
+rejoined = services.participant_for_user(session=session, user=ada)
+hosting = services.participant_for_user(session=session, user=host)
+with connection.cursor() as cursor:  # a second first connect, after the read
+    late = Participant(session=session, user=ada, nickname="x")
+    raced = participant_insert(cursor, late)
 stored = Message.objects.get(pk=first.pk)
 everyone = selectors.session_backlog(session_id=session.pk)
 own = selectors.session_backlog(session_id=session.pk, participant_id=guest.pk)
@@ -51,6 +60,10 @@ print(json.dumps({
         [q.pk for q in own.pending_questions] == [pending.pk],
     ],
     "found": [found.pk == session.pk, found.moderated, member.nickname, stranger],
+    "joined": [
+        joined.pk == rejoined.pk, joined.role, hosting.role, raced,
+        Participant.objects.filter(session=session, user=ada).count(),
+    ],
 }))
 """
 
@@ -67,4 +80,5 @@ def test_message_post_on_postgres(tmp_path):
         "closed": "refused",
         "backlog": [2, True, True],
         "found": [True, True, "ann", None],
+        "joined": [True, "member", "host", False, 1],
     }

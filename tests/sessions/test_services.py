@@ -93,6 +93,31 @@ def test_user_nickname_falls_back_for_unusable_names(make_user):
     )
 
 
+def test_a_signed_in_user_gets_one_row_per_session(session, host, make_user):
+    ada = make_user("ada")
+    first = services.participant_for_user(session=session, user=ada)
+    again = services.participant_for_user(session=session, user=ada)
+    assert (first.pk, first.role, first.nickname) == (again.pk, "member", "ada")
+    assert services.participant_for_user(session=session, user=host).role == "host"
+    assert Participant.objects.get(pk=first.pk).joined_at == first.joined_at
+
+
+def test_two_first_connects_at_once_end_with_one_row(session, make_user, monkeypatch):
+    ada = make_user("ada")
+    theirs = services.participant_for_user(session=session, user=ada)
+    real_read = services.participant_read
+    reads = []
+
+    def read_after_the_other(**kwargs):  # ours read before theirs was stored
+        reads.append(kwargs)
+        return None if len(reads) == 1 else real_read(**kwargs)
+
+    monkeypatch.setattr(services, "participant_read", read_after_the_other)
+    ours = services.participant_for_user(session=session, user=ada)
+    assert ours.pk == theirs.pk and len(reads) == 2
+    assert Participant.objects.filter(session=session, user=ada).count() == 1
+
+
 def post(session, who, content="hi", **extra):
     return services.message_post(
         session_id=session.pk, participant=who, content=content, **extra
