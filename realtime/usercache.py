@@ -12,10 +12,12 @@ by a queryset ``update()``, which sends no signal, is also bounded by the TTL.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import connection, models
 from django.db.models.signals import post_delete, post_save
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
@@ -42,11 +44,36 @@ def cached_user(user_id: Any) -> Any | None:
 def load_user(user_id: Any) -> Any | None:
     """Read the user (database thread) and keep it; ``None`` if there is none."""
     generation = users.generation()
-    field = jwt_settings.USER_ID_FIELD
-    user = get_user_model().objects.filter(**{field: user_id}).first()
+    user = _read_user(get_user_model(), jwt_settings.USER_ID_FIELD, user_id)
     if user is not None:
         users.put(_key(user_id), user, generation)
     return user
+
+
+def _read_user(model: Any, field: str, user_id: Any) -> Any | None:
+    """The user by one statement written once, where that reads what the ORM would.
+
+    The ORM built the same query for every first connect (~0.4 ms of the database
+    thread's time on the benchmark machine, where the statement itself is ~0.02).
+    A user model with parent models, or whose manager filters its queryset, is read
+    through the ORM as before.
+    """
+    manager = model._default_manager
+    plain = type(manager).get_queryset is models.Manager.get_queryset
+    if model._meta.parents or not plain:
+        return manager.filter(**{field: user_id}).first()
+    column = model._meta.get_field(field)
+    value = column.get_db_prep_value(user_id, connection, prepared=False)
+    return next(iter(manager.raw(_user_sql(model, field), [value])), None)
+
+
+@functools.cache
+def _user_sql(model: Any, field: str) -> str:
+    quote = connection.ops.quote_name
+    return (
+        f"SELECT * FROM {quote(model._meta.db_table)} "  # noqa: S608
+        f"WHERE {quote(model._meta.get_field(field).column)} = %s"
+    )
 
 
 def _forget(sender: Any, instance: Any, **kwargs: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
+from django.db import models
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken, SlidingToken
 
@@ -191,3 +192,52 @@ def test_a_ticket_keeps_its_semantics(user, django_assert_num_queries):
     user.save()
     again = ticket_issue(user_id=user.pk, expires_at=None)
     assert connect_auth(f"ticket={again}").status == "invalid"
+
+
+def test_a_user_is_read_by_its_own_statement(
+    user, make_user, django_assert_num_queries
+):
+    inactive = make_user("idle", is_active=False)  # the auth decides, not the read
+    with django_assert_num_queries(1) as context:
+        assert usercache.load_user(str(user.pk)) == user  # simplejwt's claim: a string
+    assert "SELECT * FROM" in context.captured_queries[0]["sql"]
+    assert usercache.load_user(inactive.pk) == inactive
+    assert usercache.load_user(10**9) is None
+    assert usercache.cached_user(user.pk) == user
+
+
+class _OrmOnly(models.Manager):
+    """A stand-in manager: answers ``filter(...).first()``, has no ``raw``."""
+
+    def __init__(self, rows: list) -> None:
+        super().__init__()
+        self.rows = rows
+
+    def filter(self, **lookup):
+        assert lookup == {"id": 7}
+        return self
+
+    def first(self):
+        return self.rows[0] if self.rows else None
+
+    def __getattribute__(self, name):
+        if name == "raw":
+            raise AssertionError("read by its own statement")
+        return super().__getattribute__(name)
+
+
+class _Filtering(_OrmOnly):
+    def get_queryset(self):  # e.g. a manager that hides deactivated users
+        return super().get_queryset()
+
+
+def stand_in(manager, parents: dict):
+    meta = type("Meta", (), {"parents": parents})()
+    return type("User", (), {"_default_manager": manager, "_meta": meta})
+
+
+def test_a_user_model_the_statement_would_misread_goes_through_the_orm():
+    with_parent = stand_in(_OrmOnly(["ann"]), {"Person": "person_ptr"})
+    assert usercache._read_user(with_parent, "id", 7) == "ann"
+    filtering = stand_in(_Filtering([]), {})
+    assert usercache._read_user(filtering, "id", 7) is None
