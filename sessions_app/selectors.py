@@ -33,7 +33,16 @@ def session_list_hosted(*, user: Any) -> QuerySet[Session]:
 def participant_get(*, session_id: int, participant_id: Any) -> Participant | None:
     if not isinstance(participant_id, int) or isinstance(participant_id, bool):
         return None
-    return _first(Participant, _participant_in_session(), [participant_id, session_id])
+    return _first(
+        Participant, _participant_in_session("id"), [participant_id, session_id]
+    )
+
+
+def participant_of_user(*, session_id: int, user_id: Any) -> Participant | None:
+    """A signed-in user's row in a session (a first connect makes it:
+    ``services.participant_for_user``)."""
+    user = Participant._meta.get_field("user").get_db_prep_value(user_id, connection)
+    return _first(Participant, _participant_in_session("user"), [user, session_id])
 
 
 # Every socket's join runs these three statements (sessions_app.sql says why they are
@@ -47,10 +56,11 @@ def _by_code() -> str:
 
 
 @functools.cache
-def _participant_in_session() -> str:
+def _participant_in_session(by: str) -> str:
+    """A participant by its ``id``, or by its ``user``, and its session."""
     return (
         f"SELECT * FROM {table(Participant)} "  # noqa: S608
-        f"WHERE {column(Participant, 'id')} = %s "
+        f"WHERE {column(Participant, by)} = %s "
         f"AND {column(Participant, 'session')} = %s"
     )
 

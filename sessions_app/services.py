@@ -30,7 +30,8 @@ from sessions_app.models import (
     QuestionVote,
     Session,
 )
-from sessions_app.participant_sql import participant_insert, participant_read
+from sessions_app.participant_sql import participant_insert
+from sessions_app.selectors import participant_of_user
 
 CODE_ATTEMPTS = 5  # 8.5e11 codes: a second attempt is already vanishingly rare
 
@@ -203,23 +204,24 @@ def participant_for_user(*, session: Session, user: Any) -> Participant:
     """The signed-in user's row in ``session``, created on first connect.
 
     The creator is ``host``, anyone else ``member``. The unique (session, user)
-    constraint makes two first connects at once end with one row.
+    constraint makes two first connects at once end with one row: the one that
+    stored second reads the other's.
     """
-    found = participant_read(session_id=session.pk, user_id=user.pk)
-    if found is not None:
-        return found
-    is_host = session.host_id == user.pk
-    participant = Participant(
-        session=session,
-        user=user,
-        nickname=_nickname_for_user(user),
-        role=Participant.Role.HOST if is_host else Participant.Role.MEMBER,
-    )
-    with connection.cursor() as cursor:
-        if participant_insert(cursor, participant):
-            return participant
-    # Another first connect of the same user stored theirs meanwhile: that one.
-    return participant_read(session_id=session.pk, user_id=user.pk)
+    for _ in range(2):  # the other's row, read back, may itself be gone by then
+        found = participant_of_user(session_id=session.pk, user_id=user.pk)
+        if found is not None:
+            return found
+        is_host = session.host_id == user.pk
+        participant = Participant(
+            session=session,
+            user=user,
+            nickname=_nickname_for_user(user),
+            role=Participant.Role.HOST if is_host else Participant.Role.MEMBER,
+        )
+        with connection.cursor() as cursor:
+            if participant_insert(cursor, participant):
+                return participant
+    raise Participant.DoesNotExist(f"no row for user {user.pk} in {session.pk}")
 
 
 def participant_rename(*, participant: Participant, nickname: str) -> Participant:

@@ -11,6 +11,7 @@ from realtime.errors import Invalid, NotFound, PermissionDenied
 from realtime.tokens import scoped_token_verify
 from sessions_app import codes, message_sql, selectors, services
 from sessions_app.models import Message, Participant, Session
+from sessions_app.participant_sql import participant_insert
 
 pytestmark = pytest.mark.django_db
 
@@ -105,16 +106,53 @@ def test_a_signed_in_user_gets_one_row_per_session(session, host, make_user):
 def test_two_first_connects_at_once_end_with_one_row(session, make_user, monkeypatch):
     ada = make_user("ada")
     theirs = services.participant_for_user(session=session, user=ada)
-    real_read = services.participant_read
+    real_read = services.participant_of_user
     reads = []
 
     def read_after_the_other(**kwargs):  # ours read before theirs was stored
         reads.append(kwargs)
         return None if len(reads) == 1 else real_read(**kwargs)
 
-    monkeypatch.setattr(services, "participant_read", read_after_the_other)
+    monkeypatch.setattr(services, "participant_of_user", read_after_the_other)
     ours = services.participant_for_user(session=session, user=ada)
     assert ours.pk == theirs.pk and len(reads) == 2
+    assert Participant.objects.filter(session=session, user=ada).count() == 1
+
+
+def test_a_row_gone_before_it_was_read_back_is_made_again(
+    session, make_user, monkeypatch
+):
+    ada = make_user("ada")
+    theirs = services.participant_for_user(session=session, user=ada)
+    real_read = services.participant_of_user
+    reads = []
+
+    def read(**kwargs):
+        reads.append(kwargs)
+        if len(reads) == 1:
+            return None  # ours read before theirs was stored...
+        Participant.objects.filter(pk=theirs.pk).delete()  # ...and gone since
+        return real_read(**kwargs)
+
+    monkeypatch.setattr(services, "participant_of_user", read)
+    ours = services.participant_for_user(session=session, user=ada)
+    assert ours.pk != theirs.pk and len(reads) == 2
+    assert Participant.objects.get(session=session, user=ada).pk == ours.pk
+    monkeypatch.setattr(services, "participant_of_user", lambda **kw: None)
+    with pytest.raises(Participant.DoesNotExist):  # never readable: not a None
+        services.participant_for_user(session=session, user=ada)
+
+
+def test_without_returning_the_key_is_read_back(session, make_user, monkeypatch):
+    """SQLite before 3.35 (which Django still takes) has no RETURNING."""
+    monkeypatch.setattr(connection.features, "can_return_columns_from_insert", False)
+    ada = make_user("ada")
+    first = services.participant_for_user(session=session, user=ada)
+    assert Participant.objects.get(pk=first.pk).user == ada
+    late = Participant(session=session, user=ada, nickname="x")
+    with connection.cursor() as cursor:
+        assert not participant_insert(cursor, late)
+    assert late.pk is None
     assert Participant.objects.filter(session=session, user=ada).count() == 1
 
 
