@@ -199,9 +199,12 @@ def test_a_user_is_read_by_its_own_statement(
 ):
     inactive = make_user("idle", is_active=False)  # the auth decides, not the read
     with django_assert_num_queries(1) as context:
-        assert usercache.load_user(str(user.pk)) == user  # simplejwt's claim: a string
+        read = usercache.load_user(str(user.pk))  # simplejwt's claim: a string
     assert "SELECT * FROM" in context.captured_queries[0]["sql"]
-    assert usercache.load_user(inactive.pk) == inactive
+    assert (read.pk, read.username, read.is_active) == (user.pk, "alice", True)
+    assert read.get_deferred_fields() == set()  # every column read
+    idle = usercache.load_user(inactive.pk)
+    assert (idle.username, idle.is_active) == ("idle", False)
     assert usercache.load_user(10**9) is None
     assert usercache.cached_user(user.pk) == user
 
@@ -231,9 +234,16 @@ class _Filtering(_OrmOnly):
         return super().get_queryset()
 
 
+class _ActiveOnly(models.QuerySet):
+    pass
+
+
+_FromQuerySet = _OrmOnly.from_queryset(_ActiveOnly)  # a queryset of its own
+
+
 def stand_in(manager, parents: dict):
     meta = type("Meta", (), {"parents": parents})()
-    return type("User", (), {"_default_manager": manager, "_meta": meta})
+    return type("User", (), {"objects": manager, "_meta": meta})
 
 
 def test_a_user_model_the_statement_would_misread_goes_through_the_orm():
@@ -241,3 +251,5 @@ def test_a_user_model_the_statement_would_misread_goes_through_the_orm():
     assert usercache._read_user(with_parent, "id", 7) == "ann"
     filtering = stand_in(_Filtering([]), {})
     assert usercache._read_user(filtering, "id", 7) is None
+    own_queryset = stand_in(_FromQuerySet(["bob"]), {})
+    assert usercache._read_user(own_queryset, "id", 7) == "bob"
