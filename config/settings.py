@@ -116,6 +116,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Django's backend, each statement's placeholders converted once (config/sqlite).
     DATABASES["default"]["ENGINE"] = "config.sqlite"
+    # Tests: Django's default for SQLite, said outright (pytest-django recognises
+    # SQLite by the stock ENGINE name, and would otherwise name a file per worker).
+    DATABASES["default"].setdefault("TEST", {}).setdefault("NAME", ":memory:")
     # WAL + a busy timeout: the database thread and admin requests write side by side.
     # synchronous=NORMAL is SQLite's advice for WAL: a commit survives a crash of the
     # process, and no fsync per commit (FULL cost ~10 ms per chat message here).

@@ -56,7 +56,13 @@ def test_statements_run_with_their_parameters(converted):
     assert list(converted) == ["SELECT %s, '%%s', %s"]
 
 
-def test_past_the_limit_a_statement_is_converted_and_not_kept(monkeypatch, converted):
+def test_past_the_limits_a_statement_is_converted_and_not_kept(monkeypatch, converted):
+    monkeypatch.setattr(base, "CONVERTED_LIMIT", 3)
+    monkeypatch.setattr(base, "CONVERTED_LENGTH", len("SELECT %s, %s, %s"))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(['%s'] * 4)}", [1, 2, 3, 4])  # too long
+        assert cursor.fetchone() == (1, 2, 3, 4)
+    assert converted == {}
     monkeypatch.setattr(base, "CONVERTED_LIMIT", 2)
     with connection.cursor() as cursor:
         for n in range(1, 5):
@@ -64,6 +70,15 @@ def test_past_the_limit_a_statement_is_converted_and_not_kept(monkeypatch, conve
             cursor.execute(f"SELECT {placeholders}", list(range(n)))
             assert cursor.fetchone() == tuple(range(n))
     assert list(converted) == ["SELECT %s", "SELECT %s, %s"]
+
+
+def test_executemany_converts_through_it(converted):
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE pairs (a INTEGER, b TEXT)")
+        cursor.executemany("INSERT INTO pairs VALUES (%s, %s)", [(1, "x"), (2, "y")])
+        cursor.execute("SELECT a, b FROM pairs ORDER BY a")
+        assert cursor.fetchall() == [(1, "x"), (2, "y")]
+    assert "INSERT INTO pairs VALUES (%s, %s)" in converted
 
 
 def test_the_orm_reads_and_writes_through_it(django_user_model, converted):

@@ -10,9 +10,11 @@ is one dictionary lookup. Everything else is Django's: ``ENGINE`` is
 ``config.sqlite`` when ``DATABASE_URL`` names SQLite (``config/settings.py``), and
 ``connection.vendor`` is still ``"sqlite"``.
 
-At most ``CONVERTED_LIMIT`` statements are kept per process (statements built with a
-varying number of placeholders, ``IN (%s, %s, …)``, would otherwise grow it without
-bound); past it, a new statement is converted as Django does and not kept.
+At most ``CONVERTED_LIMIT`` statements of at most ``CONVERTED_LENGTH`` characters
+are kept per process (statements built with a varying number of placeholders,
+``IN (%s, %s, …)`` or a bulk insert, would otherwise grow it without bound, and a
+long one costs its conversion less than it costs to keep); any other statement is
+converted as Django does and not kept.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 from django.db.backends.sqlite3 import base
 
 CONVERTED_LIMIT = 4096
+CONVERTED_LENGTH = 2048
 
 _converted: dict[str, str] = {}
 
@@ -31,7 +34,7 @@ class SQLiteCursorWrapper(base.SQLiteCursorWrapper):
         converted = _converted.get(query)
         if converted is None:
             converted = super().convert_query(query)
-            if len(_converted) < CONVERTED_LIMIT:
+            if len(query) <= CONVERTED_LENGTH and len(_converted) < CONVERTED_LIMIT:
                 _converted[query] = converted
         return converted
 
