@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
-
-from django.db import connection
 
 from sessions_app.models import Message, Participant, Session
-from sessions_app.sql import column, insert_params, table
+from sessions_app.sql import Insert, column, insert_statement, table
 
 
 @dataclass(frozen=True)
@@ -31,8 +28,7 @@ class MessageSQL:
     bump_unless_moderated: str
     duplicate: str
     found: str
-    insert: str
-    insert_fields: tuple
+    insert: Insert
 
 
 @functools.cache
@@ -42,14 +38,8 @@ def message_sql(vendor: str) -> MessageSQL:
     where_open = (
         f"WHERE {column(Session, 'id')} = %s AND {column(Session, 'status')} = %s"
     )
-    fields = tuple(f for f in Message._meta.concrete_fields if not f.primary_key)
-    quote = connection.ops.quote_name
-    insert = (
-        f"INSERT INTO {message} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(fields))})"
-    )
-    if vendor != "sqlite":  # SQLite: cursor.lastrowid, on every version Django takes
-        insert += f" RETURNING {column(Message, 'id')}"
+    # SQLite: cursor.lastrowid, on every version Django takes
+    insert = insert_statement(Message, returning=vendor != "sqlite")
     return MessageSQL(
         bump=f"UPDATE {session} SET {last_seq} = {last_seq} + 1 {where_open}",  # noqa: S608
         bump_unless_moderated=(
@@ -70,21 +60,4 @@ def message_sql(vendor: str) -> MessageSQL:
             f"AND p.{column(Participant, 'session')} = %s"
         ),
         insert=insert,
-        insert_fields=fields,
     )
-
-
-def message_insert(cursor: Any, sql: MessageSQL, message: Message) -> None:
-    """Store a new ``message`` as ``save()`` would (defaults, ``auto_now_add``).
-
-    Every concrete field but the key is written: a field computed by the database
-    (``db_default``, ``GeneratedField``) added to ``Message`` would need leaving out
-    here, as ``save()`` does. The cursor's own connection, not Django's
-    ``connection`` proxy, which looks the connection up again (a context-local
-    read) on every attribute: half of this function's time.
-    """
-    db = cursor.db
-    cursor.execute(sql.insert, insert_params(message, sql.insert_fields, db))
-    message.pk = cursor.lastrowid if db.vendor == "sqlite" else cursor.fetchone()[0]
-    message._state.adding = False
-    message._state.db = db.alias

@@ -16,45 +16,28 @@ import functools
 from typing import Any
 
 from sessions_app.models import Participant
-from sessions_app.sql import column, insert_params, table
+from sessions_app.sql import Insert, column, insert_row, insert_statement
 
 
 @functools.cache
-def _insert(returning: bool) -> tuple[str, tuple]:
-    """The insert and its fields; ``returning``: the database hands the key back
-    (``features.can_return_columns_from_insert``: SQLite 3.35+, PostgreSQL), else
-    it is ``lastrowid`` (SQLite before 3.35, which Django still takes)."""
-    fields = tuple(f for f in Participant._meta.concrete_fields if not f.primary_key)
+def _insert(returning: bool) -> Insert:
+    """``returning``: ``features.can_return_columns_from_insert`` (SQLite 3.35+,
+    PostgreSQL); without it the key is ``lastrowid`` (older SQLite, which Django
+    still takes)."""
     user = column(Participant, "user")
-    sql = (
-        f"INSERT INTO {table(Participant)} "  # noqa: S608
-        f"({', '.join(column(Participant, f.name) for f in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"ON CONFLICT ({column(Participant, 'session')}, {user}) "
-        f"WHERE {user} IS NOT NULL DO NOTHING"
+    return insert_statement(
+        Participant,
+        returning=returning,
+        on_conflict=(
+            f"ON CONFLICT ({column(Participant, 'session')}, {user}) "
+            f"WHERE {user} IS NOT NULL DO NOTHING"
+        ),
     )
-    if returning:
-        sql += f" RETURNING {column(Participant, 'id')}"
-    return sql, fields
 
 
 def participant_insert(cursor: Any, participant: Participant) -> bool:
     """Store the new ``participant`` unless the user already has a row in its
     session; whether it was stored (its key set, as ``save()`` would). No model
     signal is sent (``save()`` would send ``pre_save`` and ``post_save``)."""
-    db = cursor.db
-    returning = db.features.can_return_columns_from_insert
-    sql, fields = _insert(returning)
-    cursor.execute(sql, insert_params(participant, fields, db))
-    if returning:
-        row = cursor.fetchone()
-        if row is None:
-            return False
-        participant.pk = row[0]
-    elif cursor.rowcount == 1:
-        participant.pk = cursor.lastrowid
-    else:
-        return False
-    participant._state.adding = False
-    participant._state.db = cursor.db.alias
-    return True
+    returning = cursor.db.features.can_return_columns_from_insert
+    return insert_row(cursor, _insert(returning), participant)

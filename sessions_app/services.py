@@ -20,7 +20,7 @@ from realtime.tokens import scoped_token_issue
 from sessions_app.codes import code_generate
 from sessions_app.conf import sessions_settings
 from sessions_app.joincache import forget_participant, forget_session
-from sessions_app.message_sql import message_insert, message_sql
+from sessions_app.message_sql import message_sql
 from sessions_app.models import (
     MAX_CONTENT,
     MAX_NICKNAME,
@@ -32,6 +32,7 @@ from sessions_app.models import (
 )
 from sessions_app.participant_sql import participant_insert
 from sessions_app.selectors import participant_of_user
+from sessions_app.sql import insert_row
 
 CODE_ATTEMPTS = 5  # 8.5e11 codes: a second attempt is already vanishingly rare
 
@@ -291,7 +292,7 @@ def message_post(
                 client_id=client_id,
                 approved=not pending,
             )
-            message_insert(cursor, sql, message)
+            insert_row(cursor, sql.insert, message)
     except _Duplicate as dup:
         return dup.message, False
     except IntegrityError:

@@ -9,6 +9,8 @@ from them; only these names go into the text, every value is a parameter.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection, models
 
@@ -35,3 +37,57 @@ def insert_params(instance: models.Model, fields: Iterable[models.Field], db) ->
         value = field.pre_save(instance, True)
         params.append(None if value is None else field.get_db_prep_save(value, db))
     return params
+
+
+@dataclass(frozen=True)
+class Insert:
+    """A hand-written INSERT of a new row: every concrete field but the key (a field
+    computed by the database, ``db_default`` or ``GeneratedField``, added to the
+    model would need leaving out, as ``save()`` does)."""
+
+    sql: str
+    fields: tuple[models.Field, ...]
+    returning: bool  # the key comes back by RETURNING, else it is ``lastrowid``
+
+
+def insert_statement(
+    model: type[models.Model], *, returning: bool, on_conflict: str = ""
+) -> Insert:
+    """``returning``: the database has it for this statement (PostgreSQL; SQLite
+    3.35+); ``on_conflict``: a clause after the values, e.g. ``ON CONFLICT … DO
+    NOTHING``."""
+    fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key)
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {table(model)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(fields))})"
+    )
+    if on_conflict:
+        sql += f" {on_conflict}"
+    if returning:
+        sql += f" RETURNING {quote(model._meta.pk.column)}"
+    return Insert(sql=sql, fields=fields, returning=returning)
+
+
+def insert_row(cursor: Any, insert: Insert, instance: models.Model) -> bool:
+    """Store the new ``instance`` as ``save()`` would (defaults, ``auto_now_add``),
+    its key and state set as ``save()`` leaves them; whether a row was stored (an
+    ``on_conflict`` clause may store none). No model signal is sent.
+
+    The cursor's own connection, not Django's ``connection`` proxy, which looks the
+    connection up again (a context-local read) on every attribute.
+    """
+    db = cursor.db
+    cursor.execute(insert.sql, insert_params(instance, insert.fields, db))
+    if insert.returning:
+        row = cursor.fetchone()
+        if row is None:
+            return False
+        instance.pk = row[0]
+    elif cursor.rowcount == 1:
+        instance.pk = cursor.lastrowid
+    else:
+        return False
+    instance._state.adding = False
+    instance._state.db = db.alias
+    return True

@@ -13,7 +13,7 @@ from sessions_app.messenger.models import (
     ConversationMember,
     ConversationMessage,
 )
-from sessions_app.sql import column, insert_params, table
+from sessions_app.sql import Insert, column, insert_statement, table
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,7 @@ class SendSQL:
     last_seq: str
     duplicate: str
     reply_found: str
-    insert: str
-    insert_fields: tuple
+    insert: Insert
 
 
 @functools.cache
@@ -60,20 +59,11 @@ def send_sql(vendor: str, returning: bool) -> SendSQL:
         f"AND {column(ConversationMember, 'user')} = %s)"
     )
     bump_new = f"{bump} AND NOT EXISTS (SELECT 1 FROM {message} WHERE {mine})"  # noqa: S608
-    fields = tuple(
-        f for f in ConversationMessage._meta.concrete_fields if not f.primary_key
-    )
-    quote = connection.ops.quote_name
-    insert = (
-        f"INSERT INTO {message} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(fields))})"
-    )
     if returning:
         bump, bump_new = (
             f"{bump} RETURNING {last_seq}",
             f"{bump_new} RETURNING {last_seq}",
         )
-        insert += f" RETURNING {msg_id}"
     return SendSQL(
         bump=bump,
         bump_new=bump_new,
@@ -88,8 +78,7 @@ def send_sql(vendor: str, returning: bool) -> SendSQL:
             f"SELECT 1 FROM {message} WHERE {msg_id} = %s "  # noqa: S608
             f"AND {msg_conversation} = %s"
         ),
-        insert=insert,
-        insert_fields=fields,
+        insert=insert_statement(ConversationMessage, returning=returning),
     )
 
 
@@ -124,19 +113,3 @@ def seq_take(
         return None
     cursor.execute(sql.last_seq, [conversation])
     return cursor.fetchone()[0]
-
-
-def message_insert(cursor: Any, sql: SendSQL, message: ConversationMessage) -> None:
-    """Store a new ``message`` as ``save()`` would (defaults, ``auto_now_add``).
-
-    Every concrete field but the key is written: a field computed by the database
-    (``db_default``, ``GeneratedField``) added to the model would need leaving out
-    here, as ``save()`` does. The cursor's own connection, not Django's
-    ``connection`` proxy, which looks the connection up again (a context-local
-    read) on every attribute: half of this function's time.
-    """
-    db = cursor.db
-    cursor.execute(sql.insert, insert_params(message, sql.insert_fields, db))
-    message.pk = cursor.fetchone()[0] if sql.returning else cursor.lastrowid
-    message._state.adding = False
-    message._state.db = db.alias

@@ -33,7 +33,6 @@ from sessions_app.messenger.access import (
 from sessions_app.messenger.message_sql import (
     SendSQL,
     current_sql,
-    message_insert,
     seq_take,
     uuid_param,
 )
@@ -44,6 +43,7 @@ from sessions_app.messenger.models import (
     MessageRevision,
 )
 from sessions_app.messenger.selectors import is_member, reaction_counts
+from sessions_app.sql import insert_row
 
 
 def message_send(
@@ -154,7 +154,7 @@ def _store(
         client_id=client_id,
         reply_to_id=reply_id,
     )
-    message_insert(cursor, sql, message)
+    insert_row(cursor, sql.insert, message)
     notify.message_new(message)
     return message, True
 

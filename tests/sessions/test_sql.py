@@ -21,8 +21,8 @@ MOMENT = datetime(2026, 12, 4, 10, 30, 0, 123456, tzinfo=UTC)
 def inserts():
     """Each hand-written insert: its model and the fields it writes."""
     return [
-        (Message, message_sql(connection.vendor).insert_fields),
-        (ConversationMessage, current_sql().insert_fields),
+        (Message, message_sql(connection.vendor).insert.fields),
+        (ConversationMessage, current_sql().insert.fields),
     ]
 
 
