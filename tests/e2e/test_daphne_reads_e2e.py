@@ -23,8 +23,18 @@ pytestmark = pytest.mark.timeout(90)
 
 
 def ping(n: int, pad: str = "") -> bytes:
-    text = json.dumps({"type": "ping", "payload": {"n": n, "pad": pad}})
-    return client_frame(text.encode())
+    return client_frame(ping_text(n, pad))
+
+
+def ping_text(n: int, pad: str = "") -> bytes:
+    return json.dumps({"type": "ping", "payload": {"n": n, "pad": pad}}).encode()
+
+
+def fragmented_ping(n: int, at: int) -> tuple[bytes, bytes]:
+    """A ping in two frames: text, not final, with its first ``at`` bytes; then the
+    final continuation."""
+    text = ping_text(n)
+    return client_frame(text[:at], fin=False), client_frame(text[at:], opcode=0)
 
 
 class RawSocket:
@@ -136,10 +146,7 @@ async def test_frames_in_one_write_and_cut_across_writes_arrive_in_order(server)
 async def test_control_frames_and_fragments_between_text_frames(server):
     sock = await echo(server)
     try:
-        text = json.dumps({"type": "ping", "payload": {"n": 7}}).encode()
-        fragments = client_frame(text[:10], fin=False) + client_frame(
-            text[10:], opcode=0, fin=True
-        )
+        fragments = b"".join(fragmented_ping(7, at=10))
         websocket_ping = client_frame(b"are you there", opcode=9)
         await sock.send(ping(6) + websocket_ping + fragments + ping(8))
         # autobahn answers the protocol's ping as it reads it, so before or between
@@ -185,9 +192,9 @@ async def test_the_connection_goes_on_after_a_fragmented_message(server):
     """autobahn leaves nothing buffered: the next read is a direct one again."""
     sock = await echo(server)
     try:
-        text = json.dumps({"type": "ping", "payload": {"n": 1}}).encode()
-        await sock.send(client_frame(text[:5], fin=False))
-        await sock.send(client_frame(text[5:], opcode=0))
+        first, rest = fragmented_ping(1, at=5)
+        await sock.send(first)
+        await sock.send(rest)
         before = direct_reads(server)
         await sock.send(ping(2))
         assert await sock.pongs(2) == [1, 2]
