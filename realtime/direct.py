@@ -42,9 +42,9 @@ from typing import Any
 
 from websockets.protocol import State
 
-SANSIO_PROTOCOL = (
-    "uvicorn.protocols.websockets.websockets_sansio_impl",
-    "WebSocketsSansIOProtocol",
+SANSIO_PROTOCOLS = (
+    ("uvicorn.protocols.websockets.websockets_sansio_impl", "WebSocketsSansIOProtocol"),
+    ("realtime.uvicorn_protocol", "LeanWebSocketProtocol"),  # the same, holding less
 )
 
 
@@ -209,7 +209,7 @@ def socket_writer(
     daphne, a test communicator...). ``prepared=False``: no prepared frames
     (``REALTIME_DIRECT_WRITES=0``), the rest (back-pressure, closing) as usual."""
     protocol = getattr(send, "__self__", None)
-    if _is(protocol, SANSIO_PROTOCOL):
+    if any(_is(protocol, kind) for kind in SANSIO_PROTOCOLS):
         if not all(
             hasattr(protocol, name)
             for name in ("conn", "transport", "writable", "close_sent", "disconnected")

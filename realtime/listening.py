@@ -31,6 +31,16 @@ def daphne_flags(host: str, port: int) -> list[str]:
     return ["-e", endpoint, "--ping-interval", str(DAPHNE_NO_PING)]
 
 
-# The ``uvicorn`` command's options (0 turns its pings off with its default
-# WebSocket implementation, websockets-sansio, and with wsproto).
-UVICORN_FLAGS = ["--backlog", str(BACKLOG), "--ws-ping-interval", "0"]
+# uvicorn's WebSocket protocol, websockets-sansio, holding less per connection
+# (realtime/uvicorn_protocol.py).
+UVICORN_WS = "realtime.uvicorn_protocol:LeanWebSocketProtocol"
+
+# The ``uvicorn`` command's options (0 turns its pings off with websockets-sansio).
+UVICORN_FLAGS = [
+    "--backlog",
+    str(BACKLOG),
+    "--ws-ping-interval",
+    "0",
+    "--ws",
+    UVICORN_WS,
+]

@@ -31,7 +31,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from realtime.listening import daphne_flags
+from realtime.listening import UVICORN_WS, daphne_flags
 
 from .base import (
     DEVICES_PER_USER,
@@ -300,5 +300,9 @@ class OursUvicorn(Ours):
 
     def command(self, port: int) -> list[str]:
         """uvicorn, one process, no access log, like the baseline; as manage.py
-        serve, no keepalive pings of uvicorn's own (the heartbeat's)."""
-        return [*uvicorn_command(ASGI_APP, port), "--ws-ping-interval", "0"]
+        serve, no keepalive pings of uvicorn's own (the heartbeat's) and the
+        project's leaner WebSocket protocol (realtime/uvicorn_protocol.py)."""
+        return [
+            *uvicorn_command(ASGI_APP, port),
+            *("--ws-ping-interval", "0", "--ws", UVICORN_WS),
+        ]

@@ -13,6 +13,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from realtime.listening import UVICORN_WS
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
@@ -70,6 +72,7 @@ class DaphneServer:
         if self.server == "uvicorn":
             command = [str(BIN / "uvicorn"), "config.asgi:application"]
             command += ["--host", "127.0.0.1", "--port", str(self.port)]
+            command += ["--ws", UVICORN_WS]  # as the project starts it
         else:
             command = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port)]
             command += ["config.asgi:application"]

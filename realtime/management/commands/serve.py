@@ -23,7 +23,7 @@ from django.utils.module_loading import import_string
 
 from realtime import live
 from realtime.drain import Drainer
-from realtime.listening import BACKLOG, DAPHNE_NO_PING, daphne_endpoint
+from realtime.listening import BACKLOG, DAPHNE_NO_PING, UVICORN_WS, daphne_endpoint
 
 logger = logging.getLogger("realtime.drain")
 
@@ -82,6 +82,7 @@ def uvicorn_server(application: Any, *, host: str, port: int, **options: Any):
         lifespan="off",  # Channels' router does not speak the lifespan protocol
         ws_ping_interval=None,  # the protocol's heartbeat instead (realtime.listening)
         ws_ping_timeout=None,
+        ws=UVICORN_WS,  # websockets-sansio, holding less per connection
         timeout_graceful_shutdown=UVICORN_GRACE,
         **options,
     )

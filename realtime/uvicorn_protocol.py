@@ -1,0 +1,120 @@
+"""uvicorn's WebSocket protocol (websockets-sansio) holding less per connection.
+
+Every server command of the project runs uvicorn with it (``--ws`` names
+``UVICORN_WS`` in realtime/listening.py). It is uvicorn's own protocol, unchanged on
+the wire, with three of its per-connection objects made smaller (measured with
+tracemalloc on 2,000 idle sockets, docs/performance.md):
+
+* the queue of ASGI events for the application's ``receive``: an ``asyncio.Queue``
+  is four objects with a ``deque`` each (~3 KB); uvicorn uses ``put_nowait``, ``get``
+  and ``empty`` of it, and has one reader;
+* ``writable``, the flag ``send`` waits on while the client is behind: an
+  ``asyncio.Event`` keeps a ``deque`` of waiters even when nobody waits (~0.8 KB);
+* the handshake's request and response (their headers, ~4 KB) are kept for the life
+  of the connection (the response by uvicorn; the request by uvicorn and by the
+  websockets library's parser, a generator that holds it in a local), and neither
+  is read after the handshake is answered: the response is let go and the
+  request's headers emptied (``Headers.clear``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import (
+    WebSocketsSansIOProtocol,
+)
+
+
+class Inbox:
+    """The ASGI events waiting for ``receive``: ``asyncio.Queue``'s ``put_nowait``,
+    ``get`` and ``empty``, for one reader, unbounded (as uvicorn's)."""
+
+    __slots__ = ("items", "waiter")
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []  # a few at most: uvicorn pauses reading at one
+        self.waiter: asyncio.Future | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        self.items.append(item)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> Any:
+        while not self.items:
+            if self.waiter is not None:
+                raise RuntimeError("Inbox has one reader")
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        return self.items.pop(0)
+
+    def empty(self) -> bool:
+        return not self.items
+
+    def qsize(self) -> int:
+        return len(self.items)
+
+
+class Flag:
+    """``asyncio.Event``'s ``set``, ``clear``, ``is_set`` and ``wait``, with no
+    waiter list until somebody waits."""
+
+    __slots__ = ("value", "waiters")
+
+    def __init__(self, value: bool = False) -> None:
+        self.value = value
+        self.waiters: list[asyncio.Future] | None = None
+
+    def is_set(self) -> bool:
+        return self.value
+
+    def set(self) -> None:
+        if self.value:
+            return
+        self.value = True
+        waiters, self.waiters = self.waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(True)
+
+    def clear(self) -> None:
+        self.value = False
+
+    async def wait(self) -> bool:
+        if self.value:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        if self.waiters is None:
+            self.waiters = []
+        self.waiters.append(waiter)
+        try:
+            return await waiter
+        finally:
+            if self.waiters is not None and waiter in self.waiters:
+                self.waiters.remove(waiter)
+
+
+class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websockets-sansio protocol with a smaller queue and flag, and the
+    handshake's request and response let go once the handshake is answered."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = Inbox()  # type: ignore[assignment]
+        self.writable = Flag(True)  # type: ignore[assignment]
+
+    def start_keepalive(self) -> None:
+        # uvicorn calls this once, right after it wrote the handshake's answer: the
+        # request and response were read to make it (handle_connect, send) and
+        # are not read again. (No wrapper around ``send``: it is on every frame.)
+        request = getattr(self, "request", None)
+        if request is not None:
+            request.headers.clear()  # the parser's generator still holds the request
+        self.request = self.response = None
+        super().start_keepalive()

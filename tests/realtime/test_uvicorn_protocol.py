@@ -1,0 +1,128 @@
+"""realtime/uvicorn_protocol.py: uvicorn's websockets-sansio protocol holding less per
+connection. Its queue and flag alone, then the protocol in a real uvicorn server in
+this process (the e2e suite runs every uvicorn test on it, tests/e2e/server.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from websockets.asyncio.client import connect
+
+from realtime.direct import SocketWriter, socket_writer
+from realtime.listening import UVICORN_FLAGS, UVICORN_WS
+from realtime.management.commands.serve import uvicorn_server
+from realtime.uvicorn_protocol import Flag, Inbox, LeanWebSocketProtocol
+from tests.e2e.server import free_port
+
+pytestmark = pytest.mark.timeout(30)
+
+
+async def test_the_inbox_hands_events_over_in_order_and_wakes_its_reader():
+    inbox = Inbox()
+    inbox.put_nowait(1)
+    inbox.put_nowait(2)
+    assert (inbox.empty(), inbox.qsize()) == (False, 2)
+    assert [await inbox.get(), await inbox.get()] == [1, 2]
+    assert inbox.empty()
+    reading = asyncio.ensure_future(inbox.get())
+    await asyncio.sleep(0)
+    assert not reading.done()
+    inbox.put_nowait(3)
+    assert await asyncio.wait_for(reading, 1) == 3
+    assert inbox.waiter is None
+
+
+async def test_a_cancelled_read_loses_nothing_and_a_second_reader_is_refused():
+    inbox = Inbox()
+    reading = asyncio.ensure_future(inbox.get())
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="one reader"):
+        await inbox.get()
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+    inbox.put_nowait("kept")  # no reader: nothing to wake, and nothing dropped
+    assert await asyncio.wait_for(inbox.get(), 1) == "kept"
+
+
+async def test_the_flag_waits_until_set_and_forgets_cancelled_waiters():
+    flag = Flag(True)
+    assert flag.is_set() and await flag.wait() is True
+    flag.clear()
+    first = asyncio.ensure_future(flag.wait())
+    second = asyncio.ensure_future(flag.wait())
+    gone = asyncio.ensure_future(flag.wait())
+    await asyncio.sleep(0)
+    assert not (first.done() or second.done()) and len(flag.waiters) == 3
+    gone.cancel()
+    await asyncio.sleep(0)
+    assert len(flag.waiters) == 2  # the cancelled waiter is not kept
+    flag.set()
+    assert await asyncio.wait_for(asyncio.gather(first, second), 1) == [True, True]
+    assert flag.waiters is None
+    flag.set()  # already set: nothing to do
+    assert flag.is_set()
+
+
+def test_every_uvicorn_the_project_starts_names_the_lean_protocol():
+    assert UVICORN_FLAGS[UVICORN_FLAGS.index("--ws") + 1] == UVICORN_WS
+    module, _, name = UVICORN_WS.partition(":")
+    assert (module, name) == (
+        LeanWebSocketProtocol.__module__,
+        LeanWebSocketProtocol.__name__,
+    )
+
+
+async def _echo_app(scope, receive, send):
+    """A bare ASGI WebSocket app: accept, then echo text frames back."""
+    assert (await receive())["type"] == "websocket.connect"
+    await send({"type": "websocket.accept"})
+    _echo_app.writers.append(socket_writer(send))
+    while True:
+        event = await receive()
+        if event["type"] == "websocket.disconnect":
+            return
+        await send({"type": "websocket.send", "text": event["text"]})
+
+
+@pytest.fixture
+async def served():
+    _echo_app.writers = []
+    port = free_port()
+    server = uvicorn_server(_echo_app, host="127.0.0.1", port=port, log_level="error")
+    serving = asyncio.ensure_future(server.serve())
+    for _ in range(200):
+        if server.started:
+            break
+        await asyncio.sleep(0.05)
+    yield server, f"ws://127.0.0.1:{port}/"
+    server.should_exit = True
+    await asyncio.wait_for(serving, 10)
+
+
+async def test_after_its_handshake_a_connection_holds_neither_request_nor_response(
+    served,
+):
+    server, url = served
+    headers = {"Origin": "http://localhost:8000", "X-Big": "x" * 2000}
+    # No permessage-deflate: a compressed socket takes no prepared frames.
+    async with connect(url, additional_headers=headers, compression=None) as ws:
+        await ws.send("one")
+        assert await asyncio.wait_for(ws.recv(), 5) == "one"
+        (protocol,) = server.server_state.connections
+        assert type(protocol) is LeanWebSocketProtocol
+        assert protocol.response is None and protocol.request is None
+        assert isinstance(protocol.queue, Inbox)
+        assert isinstance(protocol.writable, Flag)
+        # The websockets library's parser still holds the request: emptied.
+        request = protocol.conn.parser.gi_frame.f_locals["request"]
+        assert len(request.headers) == 0
+        # The hub's writer takes it for uvicorn's own protocol.
+        (writer,) = _echo_app.writers
+        assert isinstance(writer, SocketWriter)
+        assert writer.write(b"\x81\x03two") is True
+        assert await asyncio.wait_for(ws.recv(), 5) == "two"
+        for text in ("three", "four" * 1000):  # frames after it still parse
+            await ws.send(text)
+            assert await asyncio.wait_for(ws.recv(), 5) == text
