@@ -23,7 +23,7 @@ from realtime.auth import validate_refresh_token
 from realtime.broadcast import group_join, group_leave
 from realtime.callbacks import CallbackRegistry, CallbackTimeout
 from realtime.errors import Unavailable
-from realtime.heartbeat import Heartbeat, heartbeat_settings
+from realtime.heartbeat import Deadline, Heartbeat, heartbeat_settings
 from realtime.presence import ALL, apresence_leave, apresence_post, apresence_set
 from realtime.protocol import (
     ClientEnvelope,
@@ -107,7 +107,7 @@ class CommonMessages:
     # Handler errors already answered where they happened (a callback's TIMEOUT).
     quiet_errors: ClassVar[tuple[type[BaseException], ...]] = (CallbackTimeout,)
     heartbeat: Heartbeat | None = None
-    _expiry_timer: asyncio.TimerHandle | None = None
+    _expiry: Deadline | None = None
 
     def start_connection(self: Any) -> None:
         self.callbacks = CallbackRegistry()
@@ -142,23 +142,25 @@ class CommonMessages:
         open_consumers.discard(self)
         if self.heartbeat is not None:
             self.heartbeat.stop()
-        if self._expiry_timer is not None:
-            self._expiry_timer.cancel()
+        if self._expiry is not None:
+            self._expiry.stop()
         self.callbacks.cancel_all()
 
     def _arm_expiry(self: Any) -> None:
-        """Close 4001 when the credential expires (a timer, not a sleeping task).
+        """Close 4001 when the credential expires (on the heartbeat's wheel, within
+        a ``HEARTBEAT_TICK``: no timer or sleeping task per socket).
 
-        ``auth.refresh`` only moves ``expires_at``: the timer finds it later and waits
-        again.
+        ``auth.refresh`` only moves ``expires_at``: the deadline finds it later and
+        waits again.
         """
-        self._expiry_timer = None
         if self.expires_at is None or self.closing:
             return
         delay = self.expires_at - clock.now()
         if delay > 0:
-            loop = asyncio.get_running_loop()
-            self._expiry_timer = loop.call_later(min(delay, 3600.0), self._arm_expiry)
+            if self._expiry is None:
+                tick = float(conf.get("HEARTBEAT_TICK"))
+                self._expiry = Deadline(self._arm_expiry, tick=tick)
+            self._expiry.start(min(delay, 3600.0))
             return
         logger.info(
             "credential expired conn=%s", self.conn_id, extra=self.log_context()

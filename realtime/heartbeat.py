@@ -43,7 +43,8 @@ def heartbeat_settings() -> dict[str, float]:
 
 
 class Wheel:
-    """Every heartbeat of one event loop, due at the end of a tick: one timer for all.
+    """Every heartbeat of one event loop, due at the end of a tick: one timer for all
+    (and every ``Deadline``, run the same way).
 
     A heartbeat waits in the bucket of the tick its deadline falls in (at most one
     bucket at a time); the wheel's timer is armed for the earliest bucket, and firing
@@ -55,13 +56,13 @@ class Wheel:
     """
 
     def __init__(self) -> None:
-        self.buckets: dict[float, dict[Heartbeat, None]] = {}
+        self.buckets: dict[float, dict[Heartbeat | Deadline, None]] = {}
         # An empty wheel holds no timer: a timer holds its loop, which holds this
         # wheel (``per_loop``), and a test's closed loop must be collectable.
         self.timer: asyncio.TimerHandle | None = None
         self.armed_at = math.inf
 
-    def put(self, beat: Heartbeat, delay: float, tick: float) -> float:
+    def put(self, beat: Heartbeat | Deadline, delay: float, tick: float) -> float:
         """Make ``beat`` due ``delay`` seconds from now, rounded up to ``tick``;
         returns the bucket's key, for ``take``."""
         loop = asyncio.get_running_loop()
@@ -71,7 +72,7 @@ class Wheel:
             self._arm(loop, at)
         return at
 
-    def take(self, beat: Heartbeat, at: float) -> None:
+    def take(self, beat: Heartbeat | Deadline, at: float) -> None:
         bucket = self.buckets.get(at)
         if bucket is None:
             return
@@ -124,6 +125,38 @@ class Wheel:
 
 
 wheel = per_loop(Wheel)
+
+
+class Deadline:
+    """One call at a time on the wheel, e.g. a credential's expiry: no timer of its
+    own (one per socket was ~0.6 KB of it and a timer to arm and cancel), late by
+    less than ``tick``. ``start`` again moves it."""
+
+    __slots__ = ("callback", "tick", "context", "_wheel", "_at")
+
+    def __init__(self, callback: Callable[[], None], *, tick: float = 1.0) -> None:
+        self.callback = callback
+        self.tick = tick
+        self.context = contextvars.Context()
+        self._wheel: Wheel | None = None
+        self._at: float | None = None
+
+    def start(self, delay: float) -> None:
+        """Call ``callback`` ``delay`` seconds from now, in the caller's context."""
+        self.stop()
+        self._wheel = wheel()
+        self.context = contextvars.copy_context()
+        self._at = self._wheel.put(self, delay, self.tick)
+
+    def stop(self) -> None:
+        if self._at is not None and self._wheel is not None:
+            self._wheel.take(self, self._at)
+        self._at = None
+
+    def due(self) -> None:
+        """The wheel's call."""
+        self._at = None
+        self.callback()
 
 
 class Heartbeat:

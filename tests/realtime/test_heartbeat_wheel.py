@@ -10,7 +10,7 @@ import gc
 import weakref
 
 from realtime import heartbeat as heartbeat_module
-from realtime.heartbeat import Heartbeat, Wheel, wheel
+from realtime.heartbeat import Deadline, Heartbeat, Wheel, wheel
 
 WHO: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="nobody")
 
@@ -272,3 +272,43 @@ async def test_a_beat_that_stops_others_of_its_tick_does_not_break_the_firing(
     later.stop()
     assert sockets.pings[0] and sockets.pings[1] == [] and sockets.pings[2] == []
     assert "Exception in callback" not in caplog.text  # the firing did not fail
+
+
+async def test_a_deadline_runs_once_in_its_starters_context_within_a_tick():
+    loop = asyncio.get_running_loop()
+    called: list[tuple[float, str]] = []
+    done = asyncio.Event()
+
+    def callback() -> None:
+        called.append((loop.time(), WHO.get()))
+        done.set()
+
+    deadline = Deadline(callback, tick=0.1)
+    WHO.set("alice")
+    started = loop.time()
+    deadline.start(0.25)
+    WHO.set("bob")
+    await asyncio.wait_for(done.wait(), 2)
+    ((at, who),) = called
+    assert who == "alice"
+    assert 0.25 - 0.01 <= at - started < 0.25 + 0.1 + 0.05  # late by under a tick
+    assert len(wheel()) == 0  # nothing left on the wheel once it ran
+
+
+async def test_a_deadline_moved_or_stopped_is_not_called_at_its_old_time():
+    called: list[str] = []
+    moved = Deadline(lambda: called.append("moved"), tick=0.05)
+    stopped = Deadline(lambda: called.append("stopped"), tick=0.05)
+    moved.start(0.1)
+    stopped.start(0.1)
+    moved.start(0.4)  # moved: its first time no longer holds
+    stopped.stop()
+    assert len(wheel()) == 1
+    await asyncio.sleep(0.25)
+    assert called == []
+    stopped.stop()  # stopping twice is harmless
+    for _ in range(40):
+        if called:
+            break
+        await asyncio.sleep(0.05)
+    assert called == ["moved"] and len(wheel()) == 0
