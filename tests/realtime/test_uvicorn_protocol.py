@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from uvicorn.protocols.websockets.websockets_sansio_impl import (
+    WebSocketsSansIOProtocol,
+)
 from websockets.asyncio.client import connect
 
 from realtime.direct import SocketWriter, socket_writer
@@ -65,6 +68,12 @@ async def test_the_flag_waits_until_set_and_forgets_cancelled_waiters():
     assert flag.is_set()
 
 
+def test_no_slot_hides_a_class_attribute_of_uvicorns():
+    for cls in WebSocketsSansIOProtocol.__mro__:
+        hidden = set(LeanWebSocketProtocol.__slots__) & set(vars(cls))
+        assert hidden == set(), cls
+
+
 def test_every_uvicorn_the_project_starts_names_the_lean_protocol():
     assert UVICORN_FLAGS[UVICORN_FLAGS.index("--ws") + 1] == UVICORN_WS
     module, _, name = UVICORN_WS.partition(":")
@@ -115,6 +124,7 @@ async def test_after_its_handshake_a_connection_holds_neither_request_nor_respon
         assert protocol.response is None and protocol.request is None
         assert isinstance(protocol.queue, Inbox)
         assert isinstance(protocol.writable, Flag)
+        assert vars(protocol) == {}  # uvicorn's attributes all went to slots
         # The websockets library's parser still holds the request: emptied.
         request = protocol.conn.parser.gi_frame.f_locals["request"]
         assert len(request.headers) == 0
