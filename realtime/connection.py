@@ -39,6 +39,15 @@ from realtime.tokens import MAX_TOKEN_LENGTH
 logger = logging.getLogger("realtime.consumer")
 
 
+def forget_headers(scope: dict) -> None:
+    """The handshake's headers are read at connect (the origin, the credential, an
+    endpoint's ``on_connect``) and never after; the server's scope and each
+    middleware's copy share one list, kept for the socket's life (~1 KB): emptied."""
+    headers = scope.get("headers")
+    if isinstance(headers, list):
+        headers.clear()
+
+
 class PongPayload(StrictModel):
     nonce: str = Field(min_length=1, max_length=64)
 

@@ -29,7 +29,12 @@ from pydantic import BaseModel
 from realtime import clock, conf, logcontext, metrics, recent
 from realtime.auth import MISSING as MISSING_AUTH
 from realtime.broadcast import CLOSE_EVENT
-from realtime.connection import CommonMessages, admission_refusal, connections
+from realtime.connection import (
+    CommonMessages,
+    admission_refusal,
+    connections,
+    forget_headers,
+)
 from realtime.daphne_reads import read_directly
 from realtime.direct import socket_writer
 from realtime.errors import Unavailable
@@ -213,6 +218,7 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
                 "on_connect failed conn=%s", self.conn_id, extra=self.log_context()
             )
             await self.close_with(CloseCode.INTERNAL)
+        forget_headers(self.scope)
         await self.outbox.release_held()
         if not self.closing:
             self.start_liveness()

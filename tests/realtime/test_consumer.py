@@ -448,3 +448,23 @@ async def test_waiting_handlers_are_capped_per_connection(token, settings):
         refused["request_id"] == "a2" and "in progress" in refused["payload"]["message"]
     )
     await comm.disconnect()
+
+
+async def test_the_handshake_headers_are_read_at_connect_and_not_kept(user):
+    from tests.conftest import access_token
+
+    # A bearer credential and an origin: both read at connect (a wrong origin is
+    # refused, a bearer token authenticates), neither kept afterwards.
+    comm = communicator("/ws/echo/", bearer=access_token(user))
+    headers = comm.scope["headers"]
+    assert headers  # the server's scope; the middleware's copies share the list
+    assert (await comm.connect(timeout=5))[0]
+    assert (await recv(comm))["type"] == "echo.ready"
+    assert headers == []  # emptied once the socket was set up
+    await send(comm, "echo", {"ok": True})
+    assert (await recv_type(comm, "echo"))["payload"] == {"ok": True}
+    await comm.disconnect()
+    stranger = communicator(
+        "/ws/echo/", bearer=access_token(user), origin=b"http://evil.example"
+    )
+    assert not (await stranger.connect(timeout=5))[0]
