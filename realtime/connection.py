@@ -39,15 +39,6 @@ from realtime.tokens import MAX_TOKEN_LENGTH
 logger = logging.getLogger("realtime.consumer")
 
 
-def forget_headers(scope: dict) -> None:
-    """The handshake's headers are read at connect (the origin, the credential, an
-    endpoint's ``on_connect``) and never after; the server's scope and each
-    middleware's copy share one list, kept for the socket's life (~1 KB): emptied."""
-    headers = scope.get("headers")
-    if isinstance(headers, list):
-        headers.clear()
-
-
 class PongPayload(StrictModel):
     nonce: str = Field(min_length=1, max_length=64)
 
@@ -121,6 +112,15 @@ class CommonMessages:
     def start_connection(self: Any) -> None:
         self.callbacks = CallbackRegistry()
         open_consumers.add(self)
+
+    def forget_headers(self: Any) -> None:
+        """The handshake's headers are read at connect (the origin, the credential,
+        an endpoint's ``on_connect``) and never after; the server's scope and each
+        middleware's copy share one list, kept for the socket's life (~1 KB):
+        emptied."""
+        headers = self.scope.get("headers")
+        if isinstance(headers, list):
+            headers.clear()
 
     def start_liveness(self: Any) -> None:
         """After ``on_connect``: the heartbeat, and the credential's expiry."""
