@@ -164,7 +164,7 @@ class EnvelopeConsumer(CommonMessages, AsyncWebsocketConsumer):
         self.expires_at = self.auth.expires_at
         self.presence: dict[str, dict[str, Any]] = {}  # room → this socket's info
         self.groups_joined: set[str] = set()
-        self.tasks: set[asyncio.Task] = set()
+        self.tasks: dict[asyncio.Task, None] = {}  # spawn_task's
         self.limiters: dict = {}  # throttles per type and the violation budget
         self.outbox = Outbox(
             self.base_send,
