@@ -25,6 +25,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+async def start_uvicorn(application: Any, **options: Any) -> tuple[Any, Any, int]:
+    """``manage.py serve``'s uvicorn server in this process's event loop, on a free
+    port, once it listens: (server, its serving task, port)."""
+    import asyncio
+
+    from realtime.management.commands.serve import uvicorn_server
+
+    port = free_port()
+    server = uvicorn_server(application, host="127.0.0.1", port=port, **options)
+    serving = asyncio.ensure_future(server.serve())
+    for _ in range(200):
+        if server.started:
+            break
+        await asyncio.sleep(0.05)
+    return server, serving, port
+
+
 class DaphneServer:
     """``with DaphneServer(tmp_path, env={...}) as srv: srv.ws_url("/ws/echo/")``."""
 

@@ -12,7 +12,7 @@ from websockets.exceptions import ConnectionClosed
 from realtime import live
 from realtime.connection import connections
 from realtime.management.commands.serve import uvicorn_server
-from tests.e2e.server import free_port
+from tests.e2e.server import start_uvicorn
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(30)]
 
@@ -30,13 +30,7 @@ async def test_sigterm_closes_4012_then_stops_without_raising_the_signal(
     from config.asgi import application
 
     settings.DRAIN_WINDOW, settings.DRAIN_DEADLINE = 0.3, 3
-    port = free_port()
-    server = uvicorn_server(application, host="127.0.0.1", port=port, log_level="error")
-    serving = asyncio.ensure_future(server.serve())
-    for _ in range(100):
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
+    server, serving, port = await start_uvicorn(application, log_level="error")
     url = f"ws://127.0.0.1:{port}/ws/echo/?token={token}"
     headers = {"Origin": "http://localhost:8000"}
     async with connect(url, additional_headers=headers) as ws:

@@ -14,9 +14,8 @@ from websockets.asyncio.client import connect
 
 from realtime.direct import SocketWriter, socket_writer
 from realtime.listening import UVICORN_FLAGS, UVICORN_WS
-from realtime.management.commands.serve import uvicorn_server
 from realtime.uvicorn_protocol import Flag, Inbox, LeanWebSocketProtocol
-from tests.e2e.server import free_port
+from tests.e2e.server import start_uvicorn
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -98,13 +97,7 @@ async def _echo_app(scope, receive, send):
 @pytest.fixture
 async def served():
     _echo_app.writers = []
-    port = free_port()
-    server = uvicorn_server(_echo_app, host="127.0.0.1", port=port, log_level="error")
-    serving = asyncio.ensure_future(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
+    server, serving, port = await start_uvicorn(_echo_app, log_level="error")
     yield server, f"ws://127.0.0.1:{port}/"
     server.should_exit = True
     await asyncio.wait_for(serving, 10)
