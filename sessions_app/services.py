@@ -202,12 +202,10 @@ def participant_guest_join(
 
 
 def participant_for_user(*, session: Session, user: Any) -> Participant:
-    """The signed-in user's row in ``session``, created on first connect.
-
-    The creator is ``host``, anyone else ``member``. The unique (session, user)
-    constraint makes two first connects at once end with one row: the one that
-    stored second reads the other's.
-    """
+    """The signed-in user's row in ``session``, created on first connect: the creator
+    ``host``, anyone else ``member``. The unique (session, user) constraint makes two
+    first connects at once end with one row: the one that stored second reads the
+    other's."""
     for _ in range(2):  # the other's row, read back, may itself be gone by then
         found = participant_of_user(session_id=session.pk, user_id=user.pk)
         if found is not None:
