@@ -137,7 +137,7 @@ class Deadline:
     def __init__(self, callback: Callable[[], None], *, tick: float = 1.0) -> None:
         self.callback = callback
         self.tick = tick
-        self.context = contextvars.Context()
+        self.context: contextvars.Context | None = None  # the starter's, from start
         self._wheel: Wheel | None = None
         self._at: float | None = None
 

@@ -30,12 +30,18 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import (
 
 class Inbox:
     """The ASGI events waiting for ``receive``: ``asyncio.Queue``'s ``put_nowait``,
-    ``get`` and ``empty``, for one reader, unbounded (as uvicorn's)."""
+    ``get`` and ``empty``, for one reader, unbounded (as uvicorn's).
 
-    __slots__ = ("items", "waiter")
+    Usually one event or none; but uvicorn queues every frame of one read before it
+    pauses reading, so a burst of tiny frames can queue thousands: they are read by
+    an index into the list (no ``pop(0)`` moving the rest), emptied once all read.
+    """
+
+    __slots__ = ("items", "head", "waiter")
 
     def __init__(self) -> None:
-        self.items: list[Any] = []  # a few at most: uvicorn pauses reading at one
+        self.items: list[Any] = []
+        self.head = 0  # the next item to read
         self.waiter: asyncio.Future | None = None
 
     def put_nowait(self, item: Any) -> None:
@@ -45,21 +51,29 @@ class Inbox:
             waiter.set_result(None)
 
     async def get(self) -> Any:
-        while not self.items:
-            if self.waiter is not None:
+        while self.empty():
+            if self.waiter is not None and not self.waiter.done():
                 raise RuntimeError("Inbox has one reader")
-            self.waiter = asyncio.get_running_loop().create_future()
+            waiter = self.waiter = asyncio.get_running_loop().create_future()
             try:
-                await self.waiter
+                await waiter
             finally:
-                self.waiter = None
-        return self.items.pop(0)
+                if self.waiter is waiter:
+                    self.waiter = None
+        items, head = self.items, self.head
+        item, items[head] = items[head], None
+        if head + 1 == len(items):
+            items.clear()
+            self.head = 0
+        else:
+            self.head = head + 1
+        return item
 
     def empty(self) -> bool:
-        return not self.items
+        return self.head == len(self.items)
 
     def qsize(self) -> int:
-        return len(self.items)
+        return len(self.items) - self.head
 
 
 class Flag:

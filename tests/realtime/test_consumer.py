@@ -464,7 +464,23 @@ async def test_the_handshake_headers_are_read_at_connect_and_not_kept(user):
     await send(comm, "echo", {"ok": True})
     assert (await recv_type(comm, "echo"))["payload"] == {"ok": True}
     await comm.disconnect()
+    # The next socket's headers are its own, and still checked at its connect.
     stranger = communicator(
         "/ws/echo/", bearer=access_token(user), origin=b"http://evil.example"
     )
     assert not (await stranger.connect(timeout=5))[0]
+
+
+async def test_a_closed_socket_leaves_nothing_on_the_heartbeat_wheel(user):
+    from datetime import timedelta
+
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from realtime.heartbeat import wheel
+
+    token = AccessToken.for_user(user)
+    token.set_exp(lifetime=timedelta(minutes=5))
+    comm = await open_echo(str(token))
+    assert len(wheel()) == 2  # its heartbeat and its credential's expiry
+    await comm.disconnect()
+    assert len(wheel()) == 0

@@ -5,8 +5,11 @@ this process (the e2e suite runs every uvicorn test on it, tests/e2e/server.py).
 from __future__ import annotations
 
 import asyncio
+import inspect
+import re
 
 import pytest
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import (
     WebSocketsSansIOProtocol,
 )
@@ -33,6 +36,28 @@ async def test_the_inbox_hands_events_over_in_order_and_wakes_its_reader():
     inbox.put_nowait(3)
     assert await asyncio.wait_for(reading, 1) == 3
     assert inbox.waiter is None
+
+
+async def test_a_burst_of_events_is_read_in_order_and_the_list_let_go():
+    inbox = Inbox()
+    for n in range(10_000):  # one read of tiny frames can queue this many
+        inbox.put_nowait(n)
+    assert inbox.qsize() == 10_000
+    assert [await inbox.get() for _ in range(10_000)] == list(range(10_000))
+    assert inbox.empty() and inbox.items == [] and inbox.head == 0
+    inbox.put_nowait("next")
+    assert await inbox.get() == "next"
+
+
+async def test_a_reader_after_a_cancelled_one_is_not_refused():
+    inbox = Inbox()
+    stale = asyncio.get_running_loop().create_future()
+    stale.cancel()
+    inbox.waiter = stale  # a cancelled read whose cleanup has not run yet
+    reading = asyncio.ensure_future(inbox.get())
+    await asyncio.sleep(0)
+    inbox.put_nowait("x")
+    assert await asyncio.wait_for(reading, 1) == "x"
 
 
 async def test_a_cancelled_read_loses_nothing_and_a_second_reader_is_refused():
@@ -67,6 +92,13 @@ async def test_the_flag_waits_until_set_and_forgets_cancelled_waiters():
     assert flag.is_set()
 
 
+def test_the_queue_and_flag_have_every_method_uvicorns_protocol_calls():
+    source = inspect.getsource(WebSocketsSansIOProtocol)
+    for attribute, cls in (("queue", Inbox), ("writable", Flag)):
+        called = set(re.findall(rf"self\.{attribute}\.(\w+)", source))
+        assert called and all(hasattr(cls, name) for name in called), called
+
+
 def test_no_slot_hides_a_class_attribute_of_uvicorns():
     for cls in WebSocketsSansIOProtocol.__mro__:
         hidden = set(LeanWebSocketProtocol.__slots__) & set(vars(cls))
@@ -98,6 +130,7 @@ async def _echo_app(scope, receive, send):
 async def served():
     _echo_app.writers = []
     server, serving, port = await start_uvicorn(_echo_app, log_level="error")
+    assert server.started
     yield server, f"ws://127.0.0.1:{port}/"
     server.should_exit = True
     await asyncio.wait_for(serving, 10)
@@ -129,3 +162,31 @@ async def test_after_its_handshake_a_connection_holds_neither_request_nor_respon
         for text in ("three", "four" * 1000):  # frames after it still parse
             await ws.send(text)
             assert await asyncio.wait_for(ws.recv(), 5) == text
+
+
+async def test_a_send_waits_while_the_client_is_behind_and_fails_once_it_is_gone(
+    served,
+):
+    server, url = served
+    async with connect(url, compression=None) as ws:
+        await ws.send("hello")
+        assert await asyncio.wait_for(ws.recv(), 5) == "hello"
+        (protocol,) = server.server_state.connections
+        protocol.pause_writing()  # the transport's buffer is full: uvicorn's call
+        sending = asyncio.ensure_future(
+            protocol.send({"type": "websocket.send", "text": "later"})
+        )
+        await asyncio.sleep(0.05)
+        assert not sending.done()
+        protocol.resume_writing()
+        await asyncio.wait_for(sending, 5)
+        assert await asyncio.wait_for(ws.recv(), 5) == "later"
+
+        protocol.pause_writing()
+        stuck = asyncio.ensure_future(
+            protocol.send({"type": "websocket.send", "text": "never"})
+        )
+        await asyncio.sleep(0.05)
+        protocol.transport.abort()  # the client is gone while the send waits
+        with pytest.raises(ClientDisconnected):
+            await asyncio.wait_for(stuck, 5)
