@@ -264,8 +264,13 @@ async def test_a_beat_that_stops_others_of_its_tick_does_not_break_the_firing(
     killer = sockets.heartbeat(0, ping=ping_and_stop)
     victims.extend(sockets.heartbeat(n) for n in (1, 2))
     later = sockets.heartbeat(3, interval=0.4)
-    for beat in (*victims, killer):  # popped last first: the killer runs first
-        beat.start()
+    while True:  # all three in one bucket (the starts may straddle a tick's end)
+        for beat in (*victims, killer):  # popped last first: the killer runs first
+            beat.start()
+        if len({beat._at for beat in (*victims, killer)}) == 1:
+            break
+        for beat in (*victims, killer):
+            beat.stop()
     later.start()
     await asyncio.wait_for(sockets.until(lambda: sockets.pings[3]), 2)
     killer.stop()
@@ -291,7 +296,7 @@ async def test_a_deadline_runs_once_in_its_starters_context_within_a_tick():
     await asyncio.wait_for(done.wait(), 2)
     ((at, who),) = called
     assert who == "alice"
-    assert 0.25 - 0.01 <= at - started < 0.25 + 0.1 + 0.05  # late by under a tick
+    assert 0.25 - 0.01 <= at - started < 0.25 + 0.1 + 0.15  # under a tick, and slack
     assert len(wheel()) == 0  # nothing left on the wheel once it ran
 
 
