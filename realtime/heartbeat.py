@@ -44,7 +44,7 @@ def heartbeat_settings() -> dict[str, float]:
 
 class Wheel:
     """Every heartbeat of one event loop, due at the end of a tick: one timer for all
-    (and every ``Deadline``, run the same way).
+    (and every other ``OnWheel`` entry, a ``Deadline``, run the same way).
 
     A heartbeat waits in the bucket of the tick its deadline falls in (at most one
     bucket at a time); the wheel's timer is armed for the earliest bucket, and firing
@@ -56,13 +56,13 @@ class Wheel:
     """
 
     def __init__(self) -> None:
-        self.buckets: dict[float, dict[Heartbeat | Deadline, None]] = {}
+        self.buckets: dict[float, dict[OnWheel, None]] = {}
         # An empty wheel holds no timer: a timer holds its loop, which holds this
         # wheel (``per_loop``), and a test's closed loop must be collectable.
         self.timer: asyncio.TimerHandle | None = None
         self.armed_at = math.inf
 
-    def put(self, beat: Heartbeat | Deadline, delay: float, tick: float) -> float:
+    def put(self, beat: OnWheel, delay: float, tick: float) -> float:
         """Make ``beat`` due ``delay`` seconds from now, rounded up to ``tick``;
         returns the bucket's key, for ``take``."""
         loop = asyncio.get_running_loop()
@@ -72,7 +72,7 @@ class Wheel:
             self._arm(loop, at)
         return at
 
-    def take(self, beat: Heartbeat | Deadline, at: float) -> None:
+    def take(self, beat: OnWheel, at: float) -> None:
         bucket = self.buckets.get(at)
         if bucket is None:
             return
@@ -127,25 +127,23 @@ class Wheel:
 wheel = per_loop(Wheel)
 
 
-class Deadline:
-    """One call at a time on the wheel, e.g. a credential's expiry: no timer of its
-    own (one per socket was ~0.6 KB of it and a timer to arm and cancel), late by
-    less than ``tick``. ``start`` again moves it."""
+class OnWheel:
+    """What waits on the wheel: its ``due`` (each kind has its own) is called, in
+    ``context``, at the end of the tick its deadline falls in (``tick``: this
+    entry's), unless ``stop`` took it off first. One deadline at a time; waiting
+    again moves it."""
 
-    __slots__ = ("callback", "tick", "context", "_wheel", "_at")
+    __slots__ = ("tick", "context", "_wheel", "_at")
 
-    def __init__(self, callback: Callable[[], None], *, tick: float = 1.0) -> None:
-        self.callback = callback
+    def __init__(self, tick: float) -> None:
         self.tick = tick
-        self.context: contextvars.Context | None = None  # the starter's, from start
+        self.context: contextvars.Context | None = None  # set by whoever starts it
         self._wheel: Wheel | None = None
-        self._at: float | None = None
+        self._at: float | None = None  # the wheel bucket this entry waits in
 
-    def start(self, delay: float) -> None:
-        """Call ``callback`` ``delay`` seconds from now, in the caller's context."""
-        self.stop()
-        self._wheel = wheel()
-        self.context = contextvars.copy_context()
+    def _wait(self, delay: float) -> None:
+        if self._wheel is None:
+            self._wheel = wheel()
         self._at = self._wheel.put(self, delay, self.tick)
 
     def stop(self) -> None:
@@ -153,13 +151,31 @@ class Deadline:
             self._wheel.take(self, self._at)
         self._at = None
 
+
+class Deadline(OnWheel):
+    """One call at a time on the wheel, e.g. a credential's expiry: no timer of its
+    own (one per socket was ~0.6 KB of it and a timer to arm and cancel), late by
+    less than ``tick``. ``start`` again moves it."""
+
+    __slots__ = ("callback",)
+
+    def __init__(self, callback: Callable[[], None], *, tick: float = 1.0) -> None:
+        super().__init__(tick)
+        self.callback = callback
+
+    def start(self, delay: float) -> None:
+        """Call ``callback`` ``delay`` seconds from now, in the caller's context."""
+        self.stop()
+        self.context = contextvars.copy_context()
+        self._wait(delay)
+
     def due(self) -> None:
         """The wheel's call."""
         self._at = None
         self.callback()
 
 
-class Heartbeat:
+class Heartbeat(OnWheel):
     """One connection's heartbeat, on its process's wheel.
 
     No task sleeps per connection and no timer is made per beat: between beats a
@@ -190,23 +206,14 @@ class Heartbeat:
         self.max_missed = max_missed
         self.spawn = spawn  # the connection's: its tasks go with it
         # Short test intervals get a finer tick: a beat stays within a quarter late.
-        self.tick = min(tick, interval / 4, timeout / 4)
+        super().__init__(min(tick, interval / 4, timeout / 4))
         self.missed = 0
         self._nonce: str | None = None
         self._waiting = False  # a ping is out and not answered yet
-        self._wheel: Wheel | None = None
-        self._at: float | None = None  # the wheel bucket this heartbeat waits in
-        self.context = contextvars.Context()
 
     def start(self) -> None:
-        self._wheel = wheel()
         self.context = contextvars.copy_context()  # the wheel runs its beats in it
-        self._schedule(self.interval)
-
-    def stop(self) -> None:
-        if self._at is not None and self._wheel is not None:
-            self._wheel.take(self, self._at)
-        self._at = None
+        self._wait(self.interval)
 
     def alive(self) -> None:
         """Any valid frame from the client is a sign of life."""
@@ -225,14 +232,10 @@ class Heartbeat:
         else:
             self._beat()
 
-    def _schedule(self, delay: float) -> None:
-        assert self._wheel is not None
-        self._at = self._wheel.put(self, delay, self.tick)
-
     def _beat(self) -> None:
         self._waiting = True
         self._nonce = secrets.token_hex(8)
-        self._schedule(self.timeout)
+        self._wait(self.timeout)
         sending = self.send_ping(self._nonce)
         if sending is not None:
             self.spawn(sending)
@@ -243,7 +246,7 @@ class Heartbeat:
         self.stop()
         if self.on_beat is not None:
             self._refresh()
-        self._schedule(self.interval)
+        self._wait(self.interval)
 
     def _unanswered(self) -> None:
         self._waiting = False
@@ -251,7 +254,7 @@ class Heartbeat:
         if self.missed >= self.max_missed:
             self.spawn(self.on_dead())
             return
-        self._schedule(self.interval)
+        self._wait(self.interval)
 
     def _refresh(self) -> None:
         """``on_beat``, called at once; what it returns to await later (a coroutine
