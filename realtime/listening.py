@@ -35,12 +35,9 @@ def daphne_flags(host: str, port: int) -> list[str]:
 # (realtime/uvicorn_protocol.py).
 UVICORN_WS = "realtime.uvicorn_protocol:LeanWebSocketProtocol"
 
-# The ``uvicorn`` command's options (0 turns its pings off with websockets-sansio).
-UVICORN_FLAGS = [
-    "--backlog",
-    str(BACKLOG),
-    "--ws-ping-interval",
-    "0",
-    "--ws",
-    UVICORN_WS,
-]
+# How the project's uvicorn speaks WebSocket: that protocol, and no pings of its own
+# (0 turns them off with websockets-sansio). The bench's uvicorn target takes these.
+UVICORN_WS_FLAGS = ["--ws", UVICORN_WS, "--ws-ping-interval", "0"]
+
+# The ``uvicorn`` command's options.
+UVICORN_FLAGS = ["--backlog", str(BACKLOG), *UVICORN_WS_FLAGS]

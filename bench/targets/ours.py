@@ -31,7 +31,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from realtime.listening import UVICORN_WS, daphne_flags
+from realtime.listening import UVICORN_WS_FLAGS, daphne_flags
 
 from .base import (
     DEVICES_PER_USER,
@@ -300,7 +300,4 @@ class OursUvicorn(Ours):
         """uvicorn, one process, no access log, like the baseline; as manage.py
         serve, no keepalive pings of uvicorn's own (the heartbeat's) and the
         project's leaner WebSocket protocol (realtime/uvicorn_protocol.py)."""
-        return [
-            *uvicorn_command(ASGI_APP, port),
-            *("--ws-ping-interval", "0", "--ws", UVICORN_WS),
-        ]
+        return [*uvicorn_command(ASGI_APP, port), *UVICORN_WS_FLAGS]
