@@ -234,24 +234,31 @@ class RealtimeAuthMiddleware(BaseMiddleware):
 
     async def __call__(self, scope, receive, send):
         scope = dict(scope)
-        path = scope.get("path", "")
-        if scope.get("type") == "websocket" and any(
-            pattern.match(path) for pattern in self.own_credential_paths
-        ):
-            scope["credential"] = extract_credential(scope)
-            scope["auth"] = MISSING
-            scope["user"] = AnonymousUser()
-        elif scope.get("type") == "websocket":
-            result = await authenticate(scope)
-            if result.status == "invalid":
-                logger.info(
-                    "socket credential refused: method=%s reason=%s path=%s",
-                    result.method,
-                    result.reason,
-                    scope.get("path"),
-                )
-            scope["auth"] = result
-            scope["user"] = result.user
+        if scope.get("type") == "websocket":
+            scope.update(await socket_identity(scope, self.own_credential_paths))
         # Copied above already: BaseMiddleware.__call__ would copy it again and keep a
         # coroutine frame of its own, per socket, for the socket's lifetime (~0.8 KB).
         return await self.inner(scope, receive, send)
+
+
+async def socket_identity(
+    scope: dict, own_credential_paths: Iterable[re.Pattern] = ()
+) -> dict[str, Any]:
+    """What a socket's scope gets: ``auth`` (an ``AuthResult``) and ``user``, and on a
+    path of ``own_credential_paths`` the unchecked ``credential`` instead."""
+    path = scope.get("path", "")
+    if any(pattern.match(path) for pattern in own_credential_paths):
+        return {
+            "credential": extract_credential(scope),
+            "auth": MISSING,
+            "user": AnonymousUser(),
+        }
+    result = await authenticate(scope)
+    if result.status == "invalid":
+        logger.info(
+            "socket credential refused: method=%s reason=%s path=%s",
+            result.method,
+            result.reason,
+            path,
+        )
+    return {"auth": result, "user": result.user}
