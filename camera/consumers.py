@@ -13,8 +13,6 @@ import asyncio
 import secrets
 from typing import Any
 
-from channels.db import database_sync_to_async
-
 from camera.conf import camera_settings
 from camera.events import (
     FRAME_EVENT,
@@ -39,6 +37,7 @@ from camera.selectors import stream_get
 from realtime.broadcast import publish_event
 from realtime.conf import realtime_settings
 from realtime.consumers import CloseConnection, EnvelopeConsumer
+from realtime.dbthread import to_database_thread
 from realtime.groups import stream_group
 from realtime.protocol import ClientEnvelope, CloseCode, InvalidMessage
 
@@ -68,7 +67,7 @@ class ViewerConsumer(EnvelopeConsumer):
     throttle_setting = "STREAM_THROTTLES"  # camera.conf: ping, stream.subscribe
 
     async def on_connect(self) -> None:
-        stream = await database_sync_to_async(stream_get)(slug=_stream_id(self.scope))
+        stream = await to_database_thread(stream_get)(slug=_stream_id(self.scope))
         if stream is None:
             raise CloseConnection(CloseCode.NOT_FOUND)
         if not stream.public:
@@ -182,7 +181,7 @@ class IngestConsumer(EnvelopeConsumer):
     sends = {"publish.ready": PublishReady}
 
     async def on_connect(self) -> None:
-        stream = await database_sync_to_async(stream_get)(slug=_stream_id(self.scope))
+        stream = await to_database_thread(stream_get)(slug=_stream_id(self.scope))
         if stream is None:
             raise CloseConnection(CloseCode.NOT_FOUND)
         credential = self.scope.get("credential")  # routing.py: its own credential

@@ -6,7 +6,7 @@ from django.db import connections
 def close_request_connections(**kwargs) -> None:
     """An HTTP request's database connections close when it ends.
 
-    With SQLite, ``CONN_MAX_AGE`` is ``None`` so that Channels' one database thread
+    With SQLite, ``CONN_MAX_AGE`` is ``None`` so that the one database thread
     keeps its connection (config/settings.py). Under ASGI every HTTP request runs in
     a thread of its own, and Django's own ``close_old_connections`` would keep that
     thread's connection too, open until the garbage collector finds it (Django's
@@ -23,6 +23,14 @@ class RealtimeConfig(AppConfig):
     verbose_name = "Realtime toolkit"
 
     def ready(self) -> None:
+        # asgiref's thread-sensitive calls outside an HTTP request (Channels'
+        # database_sync_to_async, a test's sync_to_async) share the sockets' one
+        # database thread, as they shared asgiref's before (realtime/dbthread.py).
+        from asgiref.sync import SyncToAsync
+
+        from realtime.dbthread import database_thread
+
+        SyncToAsync.single_thread_executor = database_thread
         request_finished.connect(
             close_request_connections, dispatch_uid="realtime.close_request_connections"
         )

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
@@ -31,6 +30,7 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import BlacklistMixin, Token
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
+from realtime.dbthread import to_database_thread
 from realtime.tokens import (
     MAX_TOKEN_LENGTH,
     SCOPED_PREFIX,
@@ -140,14 +140,14 @@ def _validate_jwt(raw: str, method: str) -> AuthResult:
 async def _validate_jwt_async(raw: str, method: str) -> AuthResult:
     """A JWT's checks on the event loop; only a user not cached costs a trip."""
     if _tokens_read_database():
-        return await database_sync_to_async(_validate_jwt)(raw, method)
+        return await to_database_thread(_validate_jwt)(raw, method)
     checked = _jwt_checked(raw, method)
     if isinstance(checked, AuthResult):
         return checked
     token, user_id = checked
     user = cached_user(user_id)
     if user is None:
-        user = await database_sync_to_async(load_user)(user_id)
+        user = await to_database_thread(load_user)(user_id)
     return _jwt_result(token, user, method)
 
 
@@ -204,7 +204,7 @@ async def authenticate(scope: dict) -> AuthResult:
         return found
     method, raw = found
     if method == "ticket":
-        return await database_sync_to_async(_ticket)(raw)
+        return await to_database_thread(_ticket)(raw)
     if raw.startswith(SCOPED_PREFIX):
         return _scoped(raw, method)
     return await _validate_jwt_async(raw, method)

@@ -15,13 +15,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from channels.db import database_sync_to_async
 from pydantic import BaseModel, Field
 
 from realtime import clock, conf, metrics, recent
 from realtime.auth import validate_refresh_token
 from realtime.broadcast import group_join, group_leave
 from realtime.callbacks import CallbackRegistry, CallbackTimeout
+from realtime.dbthread import to_database_thread
 from realtime.errors import Unavailable
 from realtime.heartbeat import Deadline, Heartbeat, heartbeat_settings
 from realtime.presence import ALL, apresence_leave, apresence_post, apresence_set
@@ -328,7 +328,7 @@ class CommonMessages:
     async def on_auth_refresh(
         self: Any, payload: AuthRefreshPayload, envelope: ClientEnvelope
     ) -> None:
-        result = await database_sync_to_async(validate_refresh_token)(payload.token)
+        result = await to_database_thread(validate_refresh_token)(payload.token)
         if not result.ok:
             raise InvalidMessage("payload.token: invalid or expired token")
         same_user = getattr(result.user, "pk", None) == getattr(self.user, "pk", None)

@@ -17,10 +17,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from channels.db import database_sync_to_async
-
 from realtime.broadcast import broadcast
 from realtime.consumers import CloseConnection, EnvelopeConsumer
+from realtime.dbthread import to_database_thread
 from realtime.groups import session_group, session_hosts_group
 from realtime.protocol import ClientEnvelope, CloseCode, Forbidden, encode_frame
 from sessions_app import notify
@@ -66,7 +65,7 @@ from sessions_app.services import (
 )
 
 logger = logging.getLogger("sessions_app.consumer")
-db = database_sync_to_async
+db = to_database_thread
 
 
 class SessionConsumer(EnvelopeConsumer):

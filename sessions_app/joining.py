@@ -2,7 +2,7 @@
 the replay.
 
 Called by ``SessionConsumer.on_connect``; the database steps run in the database
-thread (``database_sync_to_async``), one trip each. The session and participant
+thread (``to_database_thread``), one trip each. The session and participant
 rows come from the process's caches (``sessions_app.joincache``) when they hold them.
 """
 
@@ -12,10 +12,9 @@ import re
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
-
 from realtime.auth import AuthResult
 from realtime.consumers import CloseConnection
+from realtime.dbthread import to_database_thread
 from realtime.protocol import CloseCode, InvalidMessage
 from sessions_app.codes import code_normalise
 from sessions_app.frames import message_frame
@@ -46,7 +45,7 @@ async def asession_entry(*, code: str, auth: AuthResult) -> tuple[Session, Parti
     try:
         return session_entry(code=code, auth=auth, cached_only=True)
     except _NotCached:
-        return await database_sync_to_async(session_entry)(code=code, auth=auth)
+        return await to_database_thread(session_entry)(code=code, auth=auth)
 
 
 def session_entry(
@@ -132,7 +131,7 @@ async def replay(
     in batches (memory is bounded, not the total)."""
     after = since
     while after < upto:
-        rows = await database_sync_to_async(session_messages)(
+        rows = await to_database_thread(session_messages)(
             session_id=session_id, after=after, upto=upto, limit=REPLAY_BATCH
         )
         for message in rows:

@@ -7,9 +7,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from channels.db import database_sync_to_async
-
 from realtime.batching import BatchQueue, store_together
+from realtime.dbthread import to_database_thread
 from realtime.looplocal import per_loop
 from sessions_app import notify, services
 from sessions_app.models import Message
@@ -40,7 +39,7 @@ def messages_post(
 async def _store(posts: list[dict[str, Any]]) -> list[Any]:
     """``messages_post`` on the database thread, then each new message to its
     session, in seq order, before any sender goes on."""
-    results = await database_sync_to_async(messages_post)(posts=posts)
+    results = await to_database_thread(messages_post)(posts=posts)
     for result in results:
         if isinstance(result, Exception) or not result[1]:
             continue

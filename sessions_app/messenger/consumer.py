@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from channels.db import database_sync_to_async
-
 from realtime.broadcast import broadcast
 from realtime.consumers import EnvelopeConsumer
+from realtime.dbthread import to_database_thread
 from realtime.errors import NotFound
 from realtime.protocol import ClientEnvelope, encode_frame
 from sessions_app.messenger import notify, presence
@@ -60,7 +59,7 @@ from sessions_app.messenger.selectors import (
 from sessions_app.messenger.sending import send_queue
 from sessions_app.messenger.services import read_mark
 
-db = database_sync_to_async
+db = to_database_thread
 
 
 class MessengerConsumer(InboxEvents, EnvelopeConsumer):

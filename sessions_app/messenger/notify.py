@@ -25,10 +25,10 @@ from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from asgiref.sync import async_to_sync
-from channels.db import database_sync_to_async
 from django.db import transaction
 
 from realtime.broadcast import broadcast, publish_event
+from realtime.dbthread import to_database_thread
 from realtime.protocol import encode_frame
 from sessions_app.messenger import frames
 from sessions_app.messenger.conf import knob
@@ -110,7 +110,7 @@ async def deferred(service: Callable[..., T], /, **kwargs: Any) -> T:
     collected: list[Push] = []
     token = _collecting.set(collected)
     try:
-        return await database_sync_to_async(service)(**kwargs)
+        return await to_database_thread(service)(**kwargs)
     finally:
         _collecting.reset(token)
         await _push_logged(collected)

@@ -14,18 +14,18 @@ from tests.conftest import recv, recv_type, send
 
 # isort: split
 # guide:start
-from channels.db import database_sync_to_async
 from django.urls import path
 from pydantic import Field
 
 from realtime.broadcast import broadcast, publish_event
 from realtime.conf import AppSettings, Knob
 from realtime.consumers import EnvelopeConsumer
+from realtime.dbthread import to_database_thread
 from realtime.errors import Conflict
 from realtime.groups import group_name
 from realtime.protocol import ClientEnvelope, StrictModel, encode_frame
 
-db = database_sync_to_async  # services touch the database: off the event loop
+db = to_database_thread  # services touch the database: off the event loop
 
 # conf.py: each knob once, with its default; operators override it by name.
 board_settings = AppSettings(

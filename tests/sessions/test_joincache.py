@@ -188,13 +188,13 @@ async def test_a_rejoin_with_both_rows_cached_stays_on_the_event_loop(
     session = await sync_to_async(services.session_create)(host=host, title="T")
     auth = await sync_to_async(guest_auth)(session)
     trips = []
-    real = joining.database_sync_to_async
+    real = joining.to_database_thread
 
     def counted(fn):
         trips.append(fn.__name__)
         return real(fn)
 
-    monkeypatch.setattr(joining, "database_sync_to_async", counted)
+    monkeypatch.setattr(joining, "to_database_thread", counted)
     first, you = await joining.asession_entry(code=session.code, auth=auth)
     assert trips == ["session_entry"]  # cold: the rows are read
     again, you_again = await joining.asession_entry(code=session.code, auth=auth)

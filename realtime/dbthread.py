@@ -1,0 +1,191 @@
+"""The database thread: where the sockets' ORM work runs, one call at a time, in order.
+
+Django's ORM is synchronous and its connections belong to a thread, so a consumer
+hands each database call to a thread of its own and awaits the answer. Channels'
+``database_sync_to_async`` does that through asgiref's ``SyncToAsync``: per call a
+``ThreadPoolExecutor`` work item with its own future and condition, an asyncio
+future chained to it behind a ``shield``, the context copied out and back, and
+thread-locals set and cleared. Measured on the bench machine (docs/performance.md):
+~50 µs of CPU per call with 50 calls in flight, against ~3 µs for a queue, one thread
+and one callback on the loop per answer; in a storm of first connects the database
+thread was a third of the server's core, for ~0.2 ms of SQL per connect.
+
+``to_database_thread(fn)`` has ``database_sync_to_async``'s shape:
+``await to_database_thread(fn)(*args, **kwargs)``. What it keeps of it:
+
+* one thread for every socket's calls, run in the order they were asked;
+* ``close_old_connections()`` after each call: a connection that broke or outlived
+  ``CONN_MAX_AGE`` is dropped (with PostgreSQL, ``CONN_MAX_AGE=0``: the connection
+  goes back to the pool after each call). Channels also checks before each call;
+  after the previous call it already was (3.7 µs a check here);
+* the caller's context variables, copied, so a call's log lines carry its socket's
+  fields;
+* ``async_to_sync`` inside a call runs on the caller's event loop (asgiref's
+  thread-local, which its ``SyncToAsync`` sets for the same purpose);
+* a call that waits, from inside a call, for another database call is refused with
+  ``RuntimeError``: the thread would wait for itself (asgiref refuses it too);
+* under a synchronous caller waiting in ``async_to_sync`` (a test, a command), the
+  call runs in that caller's thread, on its connection and in its transaction, as
+  asgiref runs it (the call is handed to Channels' ``database_sync_to_async``).
+
+A caller that is cancelled stops waiting; the call itself runs to its end (a thread
+cannot be interrupted, with asgiref neither) and its answer is dropped. The thread is a
+daemon: a server stops once its sockets are closed, and their calls were awaited.
+
+The thread is also asgiref's executor for thread-sensitive calls made outside an HTTP
+request (``RealtimeConfig.ready`` sets it): Channels' ``database_sync_to_async`` and
+``sync_to_async`` in a test run on it as well, so that, as before, one thread holds
+the sockets' database connection (two connections into SQLite's shared in-memory
+test database would lock each other's tables).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import os
+import threading
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Executor, Future
+from queue import SimpleQueue
+from typing import Any, ParamSpec, TypeVar
+
+from asgiref.sync import AsyncToSync, SyncToAsync
+from channels.db import database_sync_to_async
+from django.db import close_old_connections
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_inside: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "inside_database_call", default=False
+)
+
+# (loop, its future, context, fn, args, kwargs); an executor's job has no loop and no
+# context, and a concurrent future.
+Job = tuple[
+    asyncio.AbstractEventLoop | None,
+    asyncio.Future | Future,
+    contextvars.Context | None,
+    Callable[..., Any],
+    tuple,
+    dict,
+]
+
+
+class DatabaseThread(Executor):
+    """One thread and its queue of calls; the answers go back to each caller's loop.
+
+    Also a ``concurrent.futures.Executor`` (``submit``) for asgiref's calls."""
+
+    def __init__(self, name: str = "database") -> None:
+        self.name = name
+        self.jobs: SimpleQueue[Job] = SimpleQueue()
+        self.thread: threading.Thread | None = None
+        self._starting = threading.Lock()
+
+    def call(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> asyncio.Future:
+        """Queue ``fn(*args, **kwargs)``; the future is the caller loop's."""
+        if _inside.get() or SyncToAsync.deadlock_context.get(False):
+            raise RuntimeError(
+                "a database call cannot wait for another database call: the one "
+                "database thread would wait for itself"
+            )
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if self.thread is None:
+            self._start()
+        self.jobs.put((loop, future, contextvars.copy_context(), fn, args, kwargs))
+        return future
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        """``Executor.submit``: run as it comes, nothing around it (asgiref's calls
+        bring their own context and Channels' its connection checks)."""
+        future: Future = Future()
+        if self.thread is None:
+            self._start()
+        self.jobs.put((None, future, None, fn, args, kwargs))
+        return future
+
+    def _start(self) -> None:
+        with self._starting:
+            if self.thread is None:
+                thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                thread.start()
+                self.thread = thread
+
+    def _run(self) -> None:
+        local = SyncToAsync.threadlocal  # where asgiref's async_to_sync finds a loop
+        local.main_event_loop_pid = os.getpid()
+        while True:
+            loop, future, context, fn, args, kwargs = self.jobs.get()
+            if loop is None:
+                _run_submitted(future, fn, args, kwargs)  # type: ignore[arg-type]
+                del future, fn, args, kwargs
+                continue
+            local.main_event_loop = loop
+            local.task_context = None  # an asgiref call's, before this one
+            try:
+                try:
+                    value = context.run(_call, fn, args, kwargs)  # type: ignore[union-attr]
+                finally:
+                    close_old_connections()
+            except BaseException as exc:  # the caller's to handle, whatever it is
+                answer, value = _fail, exc
+            else:
+                answer = _succeed
+            try:
+                loop.call_soon_threadsafe(answer, future, value)
+            except RuntimeError:  # the caller's loop is closed: nobody waits
+                pass
+            del loop, future, context, fn, args, kwargs, value
+
+
+def _run_submitted(
+    future: Future, fn: Callable[..., Any], args: tuple, kwargs: dict
+) -> None:
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        value = fn(*args, **kwargs)
+    except BaseException as exc:
+        future.set_exception(exc)
+    else:
+        future.set_result(value)
+
+
+def _call(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    _inside.set(True)  # in the call's own copy of the caller's context
+    return fn(*args, **kwargs)
+
+
+def _succeed(future: asyncio.Future, value: Any) -> None:
+    if not future.done():  # a cancelled caller no longer waits
+        future.set_result(value)
+
+
+def _fail(future: asyncio.Future, exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
+database_thread = DatabaseThread()
+
+
+def _sync_caller_waits() -> bool:
+    """Whether this loop runs for a synchronous caller blocked in ``async_to_sync``
+    (asgiref then runs thread-sensitive calls in the caller's thread)."""
+    return asyncio.get_running_loop() in AsyncToSync.loop_thread_executors
+
+
+def to_database_thread(fn: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """``fn`` as a coroutine function that runs it on the database thread."""
+
+    @functools.wraps(fn)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        if _sync_caller_waits():
+            return await database_sync_to_async(fn)(*args, **kwargs)
+        return await database_thread.call(fn, args, kwargs)
+
+    return call

@@ -1,0 +1,159 @@
+"""realtime.dbthread: database calls on one thread, answered on the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.db import database_sync_to_async
+
+from realtime import dbthread
+from realtime.dbthread import DatabaseThread, database_thread, to_database_thread
+
+# The thread checks its connection after each call: the database must be allowed.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(30)]
+
+_var: contextvars.ContextVar[str] = contextvars.ContextVar("test_var", default="-")
+
+
+def _thread_name() -> str:
+    return threading.current_thread().name
+
+
+async def test_calls_run_on_the_one_database_thread_in_the_order_asked():
+    done: list[int] = []
+
+    def record(i: int) -> str:
+        done.append(i)
+        return _thread_name()
+
+    names = await asyncio.gather(*(to_database_thread(record)(i) for i in range(50)))
+    assert set(names) == {database_thread.name} != {_thread_name()}
+    assert done == list(range(50))
+
+
+async def test_asgiref_s_thread_sensitive_calls_share_the_thread():
+    """Channels' database_sync_to_async and a test's sync_to_async: the same thread
+    as the sockets' calls (one connection, as before)."""
+    ours = await to_database_thread(_thread_name)()
+    assert await database_sync_to_async(_thread_name)() == ours
+    assert await sync_to_async(_thread_name)() == ours
+
+
+async def test_a_call_s_exception_reaches_its_caller_and_the_thread_goes_on():
+    def fail() -> None:
+        raise KeyError("nope")
+
+    with pytest.raises(KeyError, match="nope"):
+        await to_database_thread(fail)()
+    assert await to_database_thread(lambda: 42)() == 42
+
+
+async def test_the_caller_s_context_is_copied_and_nothing_leaks_back():
+    def read_and_set() -> str:
+        seen = _var.get()
+        _var.set("set inside")
+        return seen
+
+    token = _var.set("the socket's")
+    try:
+        assert await to_database_thread(read_and_set)() == "the socket's"
+        assert _var.get() == "the socket's"
+    finally:
+        _var.reset(token)
+
+
+async def test_async_to_sync_in_a_call_uses_the_caller_s_loop_but_not_the_thread():
+    loop = asyncio.get_running_loop()
+
+    async def on_loop() -> bool:
+        return asyncio.get_running_loop() is loop
+
+    async def nested() -> None:
+        await to_database_thread(_thread_name)()
+
+    assert await to_database_thread(async_to_sync(on_loop))() is True
+    with pytest.raises(RuntimeError, match="wait for itself"):
+        await to_database_thread(async_to_sync(nested))()
+    # ... nor through Channels' own call, made inside one of asgiref's
+    with pytest.raises(RuntimeError):
+        await database_sync_to_async(async_to_sync(nested))()
+
+
+async def test_a_cancelled_caller_stops_waiting_and_the_call_still_runs():
+    started, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def slow() -> str:
+        started.set()
+        release.wait(5)
+        ran.append("slow")
+        return "late"
+
+    waiting = asyncio.ensure_future(to_database_thread(slow)())
+    await asyncio.get_running_loop().run_in_executor(None, started.wait, 5)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    release.set()
+    assert await to_database_thread(lambda: "next")() == "next"
+    assert ran == ["slow"]
+
+
+def test_an_answer_for_a_closed_loop_is_dropped_and_the_thread_serves_the_next():
+    thread = DatabaseThread("test-db")
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> int:
+        started.set()
+        release.wait(5)
+        return 1
+
+    async def ask_and_leave() -> None:
+        asyncio.ensure_future(thread.call(slow, (), {}))  # never awaited
+        await asyncio.get_running_loop().run_in_executor(None, started.wait, 5)
+
+    asyncio.run(ask_and_leave())  # the loop closes with the call in progress
+    release.set()
+
+    async def ask() -> int:
+        return await thread.call(lambda: 2, (), {})
+
+    assert asyncio.run(ask()) == 2
+
+
+def test_under_a_synchronous_caller_the_call_runs_in_the_caller_s_thread():
+    """async_to_sync from a test or a command: its thread, connection, transaction."""
+    assert async_to_sync(to_database_thread(_thread_name))() == _thread_name()
+
+
+async def test_connections_are_checked_after_each_call(monkeypatch):
+    checks: list[str] = []
+    monkeypatch.setattr(dbthread, "close_old_connections", lambda: checks.append("x"))
+
+    def fail() -> None:
+        raise ValueError
+
+    await to_database_thread(lambda: None)()
+    with pytest.raises(ValueError):
+        await to_database_thread(fail)()
+    assert checks == ["x", "x"]
+
+
+async def test_a_submitted_job_that_was_cancelled_first_does_not_run():
+    thread = DatabaseThread("test-db-2")
+    started, release = threading.Event(), threading.Event()
+    ran: list[int] = []
+    blocker = thread.submit(lambda: (started.set(), release.wait(5)))
+    queued = thread.submit(ran.append, 1)
+    await asyncio.get_running_loop().run_in_executor(None, started.wait, 5)
+    assert queued.cancel()
+    release.set()
+    blocker.result(5)
+    failing = thread.submit(int, "not a number")
+    with pytest.raises(ValueError):
+        failing.result(5)
+    assert ran == []
