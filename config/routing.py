@@ -24,7 +24,7 @@ websocket_urlpatterns = [
 ]
 
 # Socket paths (regexes on the path) whose consumer checks a credential of its own,
-# a camera's publish token: the auth middleware neither validates nor logs it there
+# a camera's publish token: the socket entry neither validates nor logs it there
 # and hands it over as ``scope["credential"]``.
 OWN_CREDENTIAL_PATHS = [
     r"^/ws/streams/[^/]+/publish/$",

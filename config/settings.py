@@ -98,7 +98,7 @@ except Exception as exc:  # dj-database-url raises several types for a bad URL
     raise ImproperlyConfigured(f"DATABASE_URL is not a valid URL: {exc}") from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # CONN_MAX_AGE stays 0 (Django's advice under ASGI); a pool makes the "close" after
-    # each database_sync_to_async call a return to the pool instead of a new TCP
+    # each call on the database thread a return to the pool instead of a new TCP
     # connection per query (https://docs.djangoproject.com/en/5.2/ref/databases/#connection-pool).
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "pool",
@@ -130,7 +130,8 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "transaction_mode": "IMMEDIATE",
         }
     )
-    # Sockets query from Channels' one database thread: with CONN_MAX_AGE=0 every
+    # Sockets query from the one database thread (realtime/dbthread.py): with
+    # CONN_MAX_AGE=0 every
     # query batch reopened the file (and closing the last WAL connection checkpoints):
     # measured ~40% of a chat message's server time. SQLite has no server to run out
     # of connections, so the thread keeps one open.

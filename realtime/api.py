@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.core.cache import cache
 from django.db import connection
@@ -19,7 +20,6 @@ from rest_framework.views import APIView
 
 from realtime import metrics
 from realtime.conf import realtime_settings
-from realtime.dbthread import to_database_thread
 from realtime.drain import is_draining
 from realtime.presence import presence_stats
 from realtime.redisconn import async_redis, is_cluster, redis_url
@@ -105,8 +105,11 @@ async def readyz(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"status": "draining", "checks": {}}, status=503)
     checks: dict[str, str] = {}
     for name, check in (
-        ("database", lambda: to_database_thread(_check_database)()),
-        ("cache", lambda: to_database_thread(cache.get)("readyz-probe")),
+        # On this request's own thread (Django's per-request ThreadSensitiveContext),
+        # not behind the sockets' calls on the database thread: a busy room must not
+        # time the probe out and take the process out of the balancer.
+        ("database", lambda: database_sync_to_async(_check_database)()),
+        ("cache", lambda: database_sync_to_async(cache.get)("readyz-probe")),
         ("redis_cluster", _check_cluster)
         if is_cluster(redis_url())
         else ("channel_layer", _check_layer),

@@ -1,8 +1,9 @@
 """Socket authentication (docs/protocol.md §3): who is on the other end.
 
-The middleware never refuses a handshake: it records an ``AuthResult`` in the scope
-and the consumer accepts, then closes with 4008 (no credential) or 4001 (invalid), so
-that browsers see the code instead of a bare HTTP 403. One credential is used, in a
+The socket entry (``socket_identity``) never refuses a handshake: it records an
+``AuthResult`` in the scope and the consumer accepts, then closes with 4008 (no
+credential) or 4001 (invalid), so that browsers see the code instead of a bare HTTP
+403. One credential is used, in a
 fixed order: ``Authorization: Bearer`` header, then ``?ticket=``, then ``?token=``.
 Tokens are never logged.
 

@@ -115,8 +115,8 @@ class CommonMessages:
 
     def forget_headers(self: Any) -> None:
         """The handshake's headers are read at connect (the origin, the credential,
-        an endpoint's ``on_connect``) and never after; the server's scope and each
-        middleware's copy share one list, kept for the socket's life (~1 KB):
+        an endpoint's ``on_connect``) and never after; the server's scope and the
+        entry's copy share one list, kept for the socket's life (~1 KB):
         emptied."""
         headers = self.scope.get("headers")
         if isinstance(headers, list):

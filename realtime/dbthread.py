@@ -6,31 +6,36 @@ hands each database call to a thread of its own and awaits the answer. Channels'
 ``ThreadPoolExecutor`` work item with its own future and condition, an asyncio
 future chained to it behind a ``shield``, the context copied out and back, and
 thread-locals set and cleared. Measured on the bench machine (docs/performance.md):
-~50 µs of CPU per call with 50 calls in flight, against ~3 µs for a queue, one thread
+~50 µs of CPU per call with 50 calls in flight, against 6-9 µs for a queue, one thread
 and one callback on the loop per answer; in a storm of first connects the database
 thread was a third of the server's core, for ~0.2 ms of SQL per connect.
 
 ``to_database_thread(fn)`` has ``database_sync_to_async``'s shape:
 ``await to_database_thread(fn)(*args, **kwargs)``. What it keeps of it:
 
-* one thread for every socket's calls, run in the order they were asked;
+* one thread for every socket's calls, run in the order they were asked; a call whose
+  caller was cancelled before it started is not run (as an executor's);
 * ``close_old_connections()`` after each call: a connection that broke or outlived
   ``CONN_MAX_AGE`` is dropped (with PostgreSQL, ``CONN_MAX_AGE=0``: the connection
-  goes back to the pool after each call). Channels also checks before each call;
-  after the previous call it already was (3.7 µs a check here);
+  goes back to the pool after each call). Channels also checks before each call, in
+  case the connection aged while the thread was idle (3.7 µs a check here);
 * the caller's context variables, copied, so a call's log lines carry its socket's
-  fields;
+  fields (asgiref also copies back what a call sets: nothing here sets one for its
+  caller, and no asgiref ``Local`` set on the loop, such as an active translation, is
+  carried over);
 * ``async_to_sync`` inside a call runs on the caller's event loop (asgiref's
-  thread-local, which its ``SyncToAsync`` sets for the same purpose);
-* a call that waits, from inside a call, for another database call is refused with
-  ``RuntimeError``: the thread would wait for itself (asgiref refuses it too);
+  thread-local, which its ``SyncToAsync`` sets for the same purpose), and a database
+  call made from there runs on this thread while the outer call waits;
 * under a synchronous caller waiting in ``async_to_sync`` (a test, a command), the
-  call runs in that caller's thread, on its connection and in its transaction, as
-  asgiref runs it (the call is handed to Channels' ``database_sync_to_async``).
+  call runs in that caller's thread, on its connection and in its transaction.
+  The last two are asgiref's own routing: such calls are handed to Channels'
+  ``database_sync_to_async``.
 
-A caller that is cancelled stops waiting; the call itself runs to its end (a thread
-cannot be interrupted, with asgiref neither) and its answer is dropped. The thread is a
-daemon: a server stops once its sockets are closed, and their calls were awaited.
+A caller that is cancelled once its call has started stops waiting; the call runs to
+its end (a thread cannot be interrupted, with asgiref neither) and its answer is
+dropped. The thread is a daemon: a server stops once its sockets are closed, their
+calls awaited; a call cut short at exit rolls back, as any transaction. A forked child
+starts a thread of its own.
 
 The thread is also asgiref's executor for thread-sensitive calls made outside an HTTP
 request (``RealtimeConfig.ready`` sets it): Channels' ``database_sync_to_async`` and
@@ -58,10 +63,6 @@ from django.db import close_old_connections
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_inside: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "inside_database_call", default=False
-)
-
 # (loop, its future, context, fn, args, kwargs); an executor's job has no loop and no
 # context, and a concurrent future.
 Job = tuple[
@@ -84,14 +85,17 @@ class DatabaseThread(Executor):
         self.jobs: SimpleQueue[Job] = SimpleQueue()
         self.thread: threading.Thread | None = None
         self._starting = threading.Lock()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        # The parent's thread does not exist in the child; its queue's lock may be
+        # held by it.
+        self.jobs = SimpleQueue()
+        self.thread = None
+        self._starting = threading.Lock()
 
     def call(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> asyncio.Future:
         """Queue ``fn(*args, **kwargs)``; the future is the caller loop's."""
-        if _inside.get() or SyncToAsync.deadlock_context.get(False):
-            raise RuntimeError(
-                "a database call cannot wait for another database call: the one "
-                "database thread would wait for itself"
-            )
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         if self.thread is None:
@@ -100,8 +104,9 @@ class DatabaseThread(Executor):
         return future
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        """``Executor.submit``: run as it comes, nothing around it (asgiref's calls
-        bring their own context and Channels' its connection checks)."""
+        """``Executor.submit``, for asgiref: a job with no loop, run as it comes with
+        nothing around it (asgiref's calls bring their own context, and Channels'
+        its connection checks)."""
         future: Future = Future()
         if self.thread is None:
             self._start()
@@ -124,13 +129,19 @@ class DatabaseThread(Executor):
                 _run_submitted(future, fn, args, kwargs)  # type: ignore[arg-type]
                 del future, fn, args, kwargs
                 continue
+            if future.cancelled():  # its caller left before it started
+                del loop, future, context, fn, args, kwargs
+                continue
             local.main_event_loop = loop
             local.task_context = None  # an asgiref call's, before this one
             try:
                 try:
-                    value = context.run(_call, fn, args, kwargs)  # type: ignore[union-attr]
+                    value = context.run(fn, *args, **kwargs)  # type: ignore[union-attr]
                 finally:
                     close_old_connections()
+            except StopIteration as exc:  # a future cannot take it
+                answer, value = _fail, RuntimeError(f"{fn!r} raised StopIteration")
+                value.__cause__ = exc
             except BaseException as exc:  # the caller's to handle, whatever it is
                 answer, value = _fail, exc
             else:
@@ -155,11 +166,6 @@ def _run_submitted(
         future.set_result(value)
 
 
-def _call(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-    _inside.set(True)  # in the call's own copy of the caller's context
-    return fn(*args, **kwargs)
-
-
 def _succeed(future: asyncio.Future, value: Any) -> None:
     if not future.done():  # a cancelled caller no longer waits
         future.set_result(value)
@@ -174,9 +180,15 @@ database_thread = DatabaseThread()
 
 
 def _sync_caller_waits() -> bool:
-    """Whether this loop runs for a synchronous caller blocked in ``async_to_sync``
-    (asgiref then runs thread-sensitive calls in the caller's thread)."""
-    return asyncio.get_running_loop() in AsyncToSync.loop_thread_executors
+    """Whether a synchronous caller waits below this call in ``async_to_sync``: a
+    database call's own (its context carries the waiting thread's executor), or a
+    test's or a command's (the loop was made for it). asgiref then runs
+    thread-sensitive calls in that waiting thread, as they must be: it cannot take
+    another call until this one is answered."""
+    return (
+        getattr(AsyncToSync.executors, "current", None) is not None
+        or asyncio.get_running_loop() in AsyncToSync.loop_thread_executors
+    )
 
 
 def to_database_thread(fn: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:

@@ -39,7 +39,7 @@ def load(monkeypatch, **env: str) -> dict:
 def test_defaults_need_nothing_installed(monkeypatch):
     s = load(monkeypatch, DEBUG="1")
     assert s["DATABASES"]["default"]["ENGINE"] == "config.sqlite"  # subclasses Django's
-    # SQLite: Channels' database thread keeps its connection; HTTP requests close
+    # SQLite: the database thread keeps its connection; HTTP requests close
     # theirs (realtime.apps.close_request_connections).
     assert s["DATABASES"]["default"]["CONN_MAX_AGE"] is None
     assert s["CHANNEL_LAYERS"]["default"]["BACKEND"].endswith("InMemoryChannelLayer")

@@ -457,7 +457,7 @@ async def test_the_handshake_headers_are_read_at_connect_and_not_kept(user):
     # refused, a bearer token authenticates), neither kept afterwards.
     comm = communicator("/ws/echo/", bearer=access_token(user))
     headers = comm.scope["headers"]
-    assert headers  # the server's scope; the middleware's copies share the list
+    assert headers  # the server's scope; the entry's copy shares the list
     assert (await comm.connect(timeout=5))[0]
     assert (await recv(comm))["type"] == "echo.ready"
     assert headers == []  # emptied once the socket was set up

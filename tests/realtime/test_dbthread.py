@@ -66,21 +66,22 @@ async def test_the_caller_s_context_is_copied_and_nothing_leaks_back():
         _var.reset(token)
 
 
-async def test_async_to_sync_in_a_call_uses_the_caller_s_loop_but_not_the_thread():
+async def test_async_to_sync_in_a_call_uses_the_caller_s_loop_nested_calls_the_thread():
+    """A call that, through async_to_sync, makes another database call: the inner
+    one runs on the database thread while the outer waits (asgiref's routing)."""
     loop = asyncio.get_running_loop()
 
     async def on_loop() -> bool:
         return asyncio.get_running_loop() is loop
 
-    async def nested() -> None:
-        await to_database_thread(_thread_name)()
+    async def nested() -> str:
+        return await to_database_thread(_thread_name)()
 
     assert await to_database_thread(async_to_sync(on_loop))() is True
-    with pytest.raises(RuntimeError, match="wait for itself"):
-        await to_database_thread(async_to_sync(nested))()
-    # ... nor through Channels' own call, made inside one of asgiref's
-    with pytest.raises(RuntimeError):
-        await database_sync_to_async(async_to_sync(nested))()
+    inner = await asyncio.wait_for(to_database_thread(async_to_sync(nested))(), 5)
+    assert inner == database_thread.name
+    channels_way = database_sync_to_async(async_to_sync(nested))()
+    assert await asyncio.wait_for(channels_way, 5) == database_thread.name
 
 
 async def test_a_cancelled_caller_stops_waiting_and_the_call_still_runs():
@@ -131,16 +132,46 @@ def test_under_a_synchronous_caller_the_call_runs_in_the_caller_s_thread():
 
 
 async def test_connections_are_checked_after_each_call(monkeypatch):
-    checks: list[str] = []
-    monkeypatch.setattr(dbthread, "close_old_connections", lambda: checks.append("x"))
+    steps: list[str] = []
+    monkeypatch.setattr(
+        dbthread, "close_old_connections", lambda: steps.append("check")
+    )
 
     def fail() -> None:
+        steps.append("call")
         raise ValueError
 
-    await to_database_thread(lambda: None)()
+    await to_database_thread(steps.append)("call")
     with pytest.raises(ValueError):
         await to_database_thread(fail)()
-    assert checks == ["x", "x"]
+    assert steps == ["call", "check", "call", "check"]
+
+
+async def test_a_call_whose_caller_left_before_it_started_is_not_run():
+    started, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def slow() -> None:
+        started.set()
+        release.wait(5)
+
+    first = asyncio.ensure_future(to_database_thread(slow)())
+    await asyncio.get_running_loop().run_in_executor(None, started.wait, 5)
+    queued = asyncio.ensure_future(to_database_thread(ran.append)("queued"))
+    await asyncio.sleep(0)  # the queued call is on the thread's queue
+    queued.cancel()
+    release.set()
+    await first
+    await to_database_thread(ran.append)("next")
+    assert ran == ["next"]
+
+
+async def test_a_stop_iteration_reaches_the_caller_as_a_runtime_error():
+    def stop() -> None:
+        raise StopIteration
+
+    with pytest.raises(RuntimeError, match="StopIteration"):
+        await asyncio.wait_for(to_database_thread(stop)(), 5)
 
 
 async def test_a_submitted_job_that_was_cancelled_first_does_not_run():

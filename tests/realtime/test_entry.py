@@ -7,11 +7,15 @@ The origin, the credential and the routes themselves are tested through it elsew
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import pytest
+from channels.routing import URLRouter
 from channels.testing import ApplicationCommunicator, WebsocketCommunicator
-from django.urls import path, re_path
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import include, path, re_path
 
+from realtime import entry as entry_module
 from realtime.consumers import NotFoundConsumer
 from realtime.echo import EchoConsumer
 from realtime.entry import Entry
@@ -125,3 +129,51 @@ async def test_http_goes_to_the_http_application_and_lifespan_is_refused():
     lifespan = ApplicationCommunicator(entry, {"type": "lifespan"})
     with pytest.raises(ValueError, match="lifespan"):
         await lifespan.wait(1)
+
+
+async def test_a_wrapped_consumer_app_is_called_not_bypassed():
+    calls = []
+    inner = EchoConsumer.as_asgi()
+
+    @functools.wraps(inner)  # copies consumer_class onto the wrapper
+    async def wrapped(scope, receive, send):
+        calls.append(scope["path"])
+        return await inner(scope, receive, send)
+
+    comm = WebsocketCommunicator(
+        _entry([path("ws/echo/", wrapped)]), "/ws/echo/", headers=[ORIGIN]
+    )
+    connected, _ = await comm.connect()
+    assert connected and calls == ["/ws/echo/"]
+    await comm.disconnect()
+
+
+def test_nested_routes_are_refused_when_the_entry_is_made():
+    nested = URLRouter([path("echo/", EchoConsumer.as_asgi())])
+    with pytest.raises(ImproperlyConfigured, match="flat list"):
+        _entry([path("ws/", nested)])
+    with pytest.raises(ImproperlyConfigured, match="flat list"):
+        _entry([path("ws/", include([path("echo/", EchoConsumer.as_asgi())]))])
+
+
+async def test_the_last_origin_header_counts(token):
+    entry = _entry([path("ws/echo/", EchoConsumer.as_asgi())])
+    evil_last = [(b"origin", b"http://localhost:8000"), (b"origin", b"null")]
+    comm = WebsocketCommunicator(entry, f"/ws/echo/?token={token}", headers=evil_last)
+    connected, _ = await comm.connect()
+    assert not connected
+    good_last = list(reversed(evil_last))
+    comm = WebsocketCommunicator(entry, f"/ws/echo/?token={token}", headers=good_last)
+    connected, _ = await comm.connect()
+    assert connected
+    await comm.disconnect()
+
+
+async def test_a_path_is_routed_before_its_credential_is_read(monkeypatch):
+    async def no_credential_read(*args):  # pragma: no cover - must not run
+        raise AssertionError("the credential was read for a path with no route")
+
+    monkeypatch.setattr(entry_module, "socket_identity", no_credential_read)
+    entry = _entry([path("ws/echo/", EchoConsumer.as_asgi())])
+    with pytest.raises(ValueError, match="No route found"):
+        await WebsocketCommunicator(entry, "/ws/else/", headers=[ORIGIN]).connect()
