@@ -188,3 +188,15 @@ async def test_a_submitted_job_that_was_cancelled_first_does_not_run():
     with pytest.raises(ValueError):
         failing.result(5)
     assert ran == []
+
+
+async def test_after_a_fork_the_child_starts_a_thread_of_its_own():
+    """What ``os.register_at_fork`` runs in a forked child: the parent's thread is
+    not there, so the first call starts a new one (and a fresh queue)."""
+    thread = DatabaseThread("test-db-fork")
+    assert await thread.call(_thread_name, (), {}) == "test-db-fork"
+    parents = thread.thread, thread.jobs
+    thread._after_fork()
+    assert thread.thread is None
+    assert await thread.call(_thread_name, (), {}) == "test-db-fork"
+    assert thread.thread is not parents[0] and thread.jobs is not parents[1]
