@@ -29,7 +29,11 @@ thread was a third of the server's core, for ~0.2 ms of SQL per connect.
 * under a synchronous caller waiting in ``async_to_sync`` (a test, a command), the
   call runs in that caller's thread, on its connection and in its transaction.
   The last two are asgiref's own routing: such calls are handed to Channels'
-  ``database_sync_to_async``.
+  ``database_sync_to_async``, which checks the connection before and after, so a
+  nested call inside the outer call's ``atomic()`` can close its connection under it
+  (as with asgiref: do not nest a database call in a transaction). A task started
+  from such a coroutine inherits the waiting thread's executor, and its calls after
+  the outer call returned raise ``RuntimeError`` (as with asgiref).
 
 A caller that is cancelled once its call has started stops waiting; the call runs to
 its end (a thread cannot be interrupted, with asgiref neither) and its answer is
@@ -51,6 +55,7 @@ import contextvars
 import functools
 import os
 import threading
+import weakref
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor, Future
 from queue import SimpleQueue
@@ -85,7 +90,8 @@ class DatabaseThread(Executor):
         self.jobs: SimpleQueue[Job] = SimpleQueue()
         self.thread: threading.Thread | None = None
         self._starting = threading.Lock()
-        os.register_at_fork(after_in_child=self._after_fork)
+        ref = weakref.ref(self)  # the hook must not keep a test's thread alive
+        os.register_at_fork(after_in_child=lambda: _after_fork(ref))
 
     def _after_fork(self) -> None:
         # The parent's thread does not exist in the child; its queue's lock may be
@@ -140,8 +146,7 @@ class DatabaseThread(Executor):
                 finally:
                     close_old_connections()
             except StopIteration as exc:  # a future cannot take it
-                answer, value = _fail, RuntimeError(f"{fn!r} raised StopIteration")
-                value.__cause__ = exc
+                answer, value = _fail, _stop_iteration(fn, exc)
             except BaseException as exc:  # the caller's to handle, whatever it is
                 answer, value = _fail, exc
             else:
@@ -160,10 +165,18 @@ def _run_submitted(
         return
     try:
         value = fn(*args, **kwargs)
+    except StopIteration as exc:  # asyncio's wrap_future cannot take it
+        future.set_exception(_stop_iteration(fn, exc))
     except BaseException as exc:
         future.set_exception(exc)
     else:
         future.set_result(value)
+
+
+def _stop_iteration(fn: Callable[..., Any], exc: StopIteration) -> RuntimeError:
+    error = RuntimeError(f"{fn!r} raised StopIteration")
+    error.__cause__ = exc
+    return error
 
 
 def _succeed(future: asyncio.Future, value: Any) -> None:
@@ -174,6 +187,12 @@ def _succeed(future: asyncio.Future, value: Any) -> None:
 def _fail(future: asyncio.Future, exc: BaseException) -> None:
     if not future.done():
         future.set_exception(exc)
+
+
+def _after_fork(ref: weakref.ref) -> None:
+    thread = ref()
+    if thread is not None:
+        thread._after_fork()
 
 
 database_thread = DatabaseThread()

@@ -28,7 +28,6 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from channels.routing import URLRouter
 from channels.security.websocket import WebsocketDenier
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import URLResolver
@@ -53,7 +52,9 @@ class Entry:
         self.http = http
         self.routes = list(websocket_routes)
         for route in self.routes:
-            if isinstance(route, URLResolver) or isinstance(route.callback, URLRouter):
+            if isinstance(route, URLResolver) or getattr(
+                route.callback, "_path_routing", False
+            ):  # Channels' mark of a router (URLRouter sets it)
                 raise ImproperlyConfigured(
                     f"Entry takes a flat list of socket routes, not {route!r}"
                 )

@@ -78,6 +78,8 @@ async def test_async_to_sync_in_a_call_uses_the_caller_s_loop_nested_calls_the_t
         return await to_database_thread(_thread_name)()
 
     assert await to_database_thread(async_to_sync(on_loop))() is True
+    # Broken, the inner call would block the shared thread: every later test here
+    # would time out too, the first failure is the one to read.
     inner = await asyncio.wait_for(to_database_thread(async_to_sync(nested))(), 5)
     assert inner == database_thread.name
     channels_way = database_sync_to_async(async_to_sync(nested))()
@@ -156,9 +158,11 @@ async def test_a_call_whose_caller_left_before_it_started_is_not_run():
         release.wait(5)
 
     first = asyncio.ensure_future(to_database_thread(slow)())
-    await asyncio.get_running_loop().run_in_executor(None, started.wait, 5)
+    loop = asyncio.get_running_loop()
+    assert await loop.run_in_executor(None, started.wait, 5)
     queued = asyncio.ensure_future(to_database_thread(ran.append)("queued"))
     await asyncio.sleep(0)  # the queued call is on the thread's queue
+    assert database_thread.jobs.qsize() == 1
     queued.cancel()
     release.set()
     await first
@@ -200,3 +204,11 @@ async def test_after_a_fork_the_child_starts_a_thread_of_its_own():
     assert thread.thread is None
     assert await thread.call(_thread_name, (), {}) == "test-db-fork"
     assert thread.thread is not parents[0] and thread.jobs is not parents[1]
+
+
+async def test_a_stop_iteration_through_asgiref_reaches_the_caller_too():
+    def stop() -> None:
+        raise StopIteration
+
+    with pytest.raises(RuntimeError, match="StopIteration"):
+        await asyncio.wait_for(sync_to_async(stop)(), 5)
