@@ -23,6 +23,23 @@ def _thread_name() -> str:
     return threading.current_thread().name
 
 
+class Gate:
+    """A call that holds the database thread until the test releases it."""
+
+    def __init__(self) -> None:
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def hold(self, then: object = None) -> object:
+        self.started.set()
+        self.release.wait(5)
+        return then
+
+    async def held(self) -> None:
+        """Wait, off the loop, until the thread runs ``hold``."""
+        loop = asyncio.get_running_loop()
+        assert await loop.run_in_executor(None, self.started.wait, 5)
+
+
 async def test_calls_run_on_the_one_database_thread_in_the_order_asked():
     done: list[int] = []
 
@@ -87,40 +104,34 @@ async def test_async_to_sync_in_a_call_uses_the_caller_s_loop_nested_calls_the_t
 
 
 async def test_a_cancelled_caller_stops_waiting_and_the_call_still_runs():
-    started, release = threading.Event(), threading.Event()
+    gate = Gate()
     ran: list[str] = []
 
     def slow() -> str:
-        started.set()
-        release.wait(5)
+        gate.hold()
         ran.append("slow")
         return "late"
 
     waiting = asyncio.ensure_future(to_database_thread(slow)())
-    await asyncio.get_running_loop().run_in_executor(None, started.wait, 5)
+    await gate.held()
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
-    release.set()
+    gate.release.set()
     assert await to_database_thread(lambda: "next")() == "next"
     assert ran == ["slow"]
 
 
 def test_an_answer_for_a_closed_loop_is_dropped_and_the_thread_serves_the_next():
     thread = DatabaseThread("test-db")
-    started, release = threading.Event(), threading.Event()
-
-    def slow() -> int:
-        started.set()
-        release.wait(5)
-        return 1
+    gate = Gate()
 
     async def ask_and_leave() -> None:
-        asyncio.ensure_future(thread.call(slow, (), {}))  # never awaited
-        await asyncio.get_running_loop().run_in_executor(None, started.wait, 5)
+        asyncio.ensure_future(thread.call(gate.hold, (1,), {}))  # never awaited
+        await gate.held()
 
     asyncio.run(ask_and_leave())  # the loop closes with the call in progress
-    release.set()
+    gate.release.set()
 
     async def ask() -> int:
         return await thread.call(lambda: 2, (), {})
@@ -150,21 +161,15 @@ async def test_connections_are_checked_after_each_call(monkeypatch):
 
 
 async def test_a_call_whose_caller_left_before_it_started_is_not_run():
-    started, release = threading.Event(), threading.Event()
+    gate = Gate()
     ran: list[str] = []
-
-    def slow() -> None:
-        started.set()
-        release.wait(5)
-
-    first = asyncio.ensure_future(to_database_thread(slow)())
-    loop = asyncio.get_running_loop()
-    assert await loop.run_in_executor(None, started.wait, 5)
+    first = asyncio.ensure_future(to_database_thread(gate.hold)())
+    await gate.held()
     queued = asyncio.ensure_future(to_database_thread(ran.append)("queued"))
     await asyncio.sleep(0)  # the queued call is on the thread's queue
     assert database_thread.jobs.qsize() == 1
     queued.cancel()
-    release.set()
+    gate.release.set()
     await first
     await to_database_thread(ran.append)("next")
     assert ran == ["next"]
@@ -180,13 +185,13 @@ async def test_a_stop_iteration_reaches_the_caller_as_a_runtime_error():
 
 async def test_a_submitted_job_that_was_cancelled_first_does_not_run():
     thread = DatabaseThread("test-db-2")
-    started, release = threading.Event(), threading.Event()
+    gate = Gate()
     ran: list[int] = []
-    blocker = thread.submit(lambda: (started.set(), release.wait(5)))
+    blocker = thread.submit(gate.hold)
     queued = thread.submit(ran.append, 1)
-    await asyncio.get_running_loop().run_in_executor(None, started.wait, 5)
+    await gate.held()
     assert queued.cancel()
-    release.set()
+    gate.release.set()
     blocker.result(5)
     failing = thread.submit(int, "not a number")
     with pytest.raises(ValueError):
