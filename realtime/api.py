@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from realtime import metrics
 from realtime.conf import realtime_settings
+from realtime.dbthread import database_thread
 from realtime.drain import is_draining
 from realtime.presence import presence_stats
 from realtime.redisconn import async_redis, is_cluster, redis_url
@@ -98,6 +99,15 @@ async def _check_cluster() -> None:
     await client.ping(target_nodes=client.PRIMARIES)
 
 
+class DatabaseThreadStuck(Exception):
+    """The sockets' database thread has run one call past ``REALTIME_DB_CALL_STUCK``."""
+
+
+async def _check_database_thread() -> None:
+    if database_thread.busy_for() > float(realtime_settings.REALTIME_DB_CALL_STUCK):
+        raise DatabaseThreadStuck
+
+
 async def readyz(request: HttpRequest) -> JsonResponse:
     """Database, cache and channel layer all answer; 503 at once while draining, so
     that the load balancer sends nobody new to a stopping process."""
@@ -109,6 +119,7 @@ async def readyz(request: HttpRequest) -> JsonResponse:
         # not behind the sockets' calls on the database thread: a busy room must not
         # time the probe out and take the process out of the balancer.
         ("database", lambda: database_sync_to_async(_check_database)()),
+        ("database_thread", _check_database_thread),
         ("cache", lambda: database_sync_to_async(cache.get)("readyz-probe")),
         ("redis_cluster", _check_cluster)
         if is_cluster(redis_url())

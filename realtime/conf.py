@@ -275,6 +275,8 @@ realtime_settings = AppSettings(
         # realtime/gcpolicy.py: startup objects out of the collector's full passes.
         Knob("REALTIME_GC_FREEZE", True, "bool", doc="gc.freeze() once started"),
         Knob("REALTIME_MAX_TASKS", 32, "int", minimum=1, doc="waiting handlers"),
+        # realtime/dbthread.py: one call running longer fails /readyz (a stuck thread).
+        Knob("REALTIME_DB_CALL_STUCK", 10.0, "float", minimum=0.01, doc="s; /readyz"),
         # Frames built once per process and written straight to the server's sockets
         # (realtime/direct.py); off sends every frame through ASGI's websocket.send.
         Knob("REALTIME_DIRECT_WRITES", True, "bool", doc="prepared frames"),

@@ -65,6 +65,8 @@ from asgiref.sync import AsyncToSync, SyncToAsync
 from channels.db import database_sync_to_async
 from django.db import close_old_connections
 
+from realtime import clock
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -90,6 +92,8 @@ class DatabaseThread(Executor):
         self.jobs: SimpleQueue[Job] = SimpleQueue()
         self.thread: threading.Thread | None = None
         self._starting = threading.Lock()
+        # When the call in progress started (``clock.monotonic``); None when idle.
+        self.busy_since: float | None = None
         ref = weakref.ref(self)  # the hook must not keep a test's thread alive
         os.register_at_fork(after_in_child=lambda: _after_fork(ref))
 
@@ -119,6 +123,12 @@ class DatabaseThread(Executor):
         self.jobs.put((None, future, None, fn, args, kwargs))
         return future
 
+    def busy_for(self) -> float:
+        """Seconds the call in progress has run (0 when idle): ``/readyz`` fails a
+        process whose database thread is stuck (every socket's calls wait on it)."""
+        since = self.busy_since
+        return 0.0 if since is None else max(0.0, clock.monotonic() - since)
+
     def _start(self) -> None:
         with self._starting:
             if self.thread is None:
@@ -131,11 +141,14 @@ class DatabaseThread(Executor):
         local.main_event_loop_pid = os.getpid()
         while True:
             loop, future, context, fn, args, kwargs = self.jobs.get()
+            self.busy_since = clock.monotonic()
             if loop is None:
                 _run_submitted(future, fn, args, kwargs)  # type: ignore[arg-type]
+                self.busy_since = None
                 del future, fn, args, kwargs
                 continue
             if future.cancelled():  # its caller left before it started
+                self.busy_since = None
                 del loop, future, context, fn, args, kwargs
                 continue
             local.main_event_loop = loop
@@ -151,6 +164,7 @@ class DatabaseThread(Executor):
                 answer, value = _fail, exc
             else:
                 answer = _succeed
+            self.busy_since = None
             try:
                 loop.call_soon_threadsafe(answer, future, value)
             except RuntimeError:  # the caller's loop is closed: nobody waits

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -82,9 +85,36 @@ def test_readyz(api):
     assert ready.status_code == 200
     assert ready.json()["checks"] == {
         "database": "ok",
+        "database_thread": "ok",
         "cache": "ok",
         "channel_layer": "ok",
     }
+
+
+def test_readyz_fails_while_a_database_call_is_stuck(api, settings):
+    """Every socket's database calls wait on the one thread: a call that has run
+    past REALTIME_DB_CALL_STUCK takes the process out of the balancer until it ends."""
+    from realtime.dbthread import database_thread
+
+    settings.REALTIME_DB_CALL_STUCK = 0.05
+    started, release = threading.Event(), threading.Event()
+    held = database_thread.submit(lambda: (started.set(), release.wait(10)))
+    try:
+        assert started.wait(5)
+        deadline = time.monotonic() + 5
+        while database_thread.busy_for() <= 0.05 and time.monotonic() < deadline:
+            release.wait(0.01)
+        stuck = api.get("/readyz")
+        assert stuck.status_code == 503
+        assert stuck.json()["checks"]["database_thread"] == "error: DatabaseThreadStuck"
+    finally:
+        release.set()
+    held.result(5)
+    deadline = time.monotonic() + 5  # the thread marks itself idle after answering
+    while database_thread.busy_for() and time.monotonic() < deadline:
+        release.wait(0.01)
+    assert database_thread.busy_for() == 0.0
+    assert api.get("/readyz").status_code == 200
 
 
 def test_readyz_reports_a_dead_dependency(api, monkeypatch):
