@@ -3,9 +3,8 @@
 The socket entry (``socket_identity``) never refuses a handshake: it records an
 ``AuthResult`` in the scope and the consumer accepts, then closes with 4008 (no
 credential) or 4001 (invalid), so that browsers see the code instead of a bare HTTP
-403. One credential is used, in a
-fixed order: ``Authorization: Bearer`` header, then ``?ticket=``, then ``?token=``.
-Tokens are never logged.
+403. One credential is used, in a fixed order: ``Authorization: Bearer`` header, then
+``?ticket=``, then ``?token=``. Tokens are never logged.
 
 On the event loop, without a trip to the database thread, for the common cases: a
 scoped token and a JWT are checked by signature and expiry (CPU only), and a JWT's
